@@ -1,0 +1,3 @@
+"""qb_pipelines: a Dagster-native QuickBooks Online integration."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""QBO client layer: HTTP, OAuth, entities, errors, webhooks, reports. No Dagster, no SQLAlchemy."""

@@ -1,0 +1,1 @@
+"""Storage layer: SQLAlchemy models, repositories and Alembic migrations (no Dagster, no web)."""

@@ -1,0 +1,1 @@
+"""Admin web app: connection pages, OAuth callback and webhook intake (Starlette)."""

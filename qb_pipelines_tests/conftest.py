@@ -1,0 +1,20 @@
+"""Shared fixtures: a real emulator over real HTTP on a free port, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from qb_pipelines.emulator.core import Emulator, EmulatorSettings
+from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+
+
+@pytest.fixture
+def emulator() -> Iterator[RunningEmulator]:
+    """A fresh, empty emulator (in-memory) served over HTTP for one test."""
+    running = start_in_thread(Emulator(EmulatorSettings()))
+    try:
+        yield running
+    finally:
+        running.stop()
