@@ -504,6 +504,7 @@ class Engine:
         if not voiding:
             self._validate(c, realm, ent, body)
             self._compute(c, realm, ent, body, old)
+            self._number_addresses(realm, body, old)
         body["domain"] = "QBO"
         body["sparse"] = False
         body["MetaData"] = {
@@ -516,6 +517,15 @@ class Engine:
             self._post(c, realm, ent, body)
             self._refresh_accounts(c, realm)
         return body
+
+    def _number_addresses(self, realm: str, body: dict, old: dict | None) -> None:
+        """Every stored physical address has its own Id (one sequence per company, §7.2)."""
+        for key in ("BillAddr", "ShipAddr", "CompanyAddr", "LegalAddr", "CustomerCommunicationAddr"):
+            addr = body.get(key)
+            if not isinstance(addr, dict) or not addr or addr.get("Id"):
+                continue
+            previous = (old or {}).get(key) or {}
+            addr["Id"] = previous.get("Id") or str(self.db.next_value(realm, "addr", start=100))
 
     def _post(self, c: sqlite3.Connection, realm: str, ent: EntityDef, body: dict) -> None:
         """Replace this transaction's ledger postings (voided ones post nothing)."""
@@ -691,8 +701,8 @@ class Engine:
                 body.setdefault("BillWithParent", False)
             else:
                 body.pop("ParentRef", None)
+                body.pop("Level", None)  # QBO omits Level on top-level customers (§7.2)
                 body["Job"] = False
-                body["Level"] = 0
                 body["FullyQualifiedName"] = body["DisplayName"]
                 body["BillWithParent"] = False
             body.setdefault("Taxable", False)
@@ -750,7 +760,11 @@ class Engine:
             if entity == "Item":
                 body["Level"] = int(parent.get("Level", 0)) + 1
         else:
-            body[flag] = False
+            if entity == "Item":
+                body.pop(flag, None)  # real Item payloads carry SubItem only on sub-items
+                body.pop("Level", None)
+            else:
+                body[flag] = False
             body["FullyQualifiedName"] = body[field]
 
     def _compute_item(self, c: sqlite3.Connection, realm: str, body: dict, old: dict | None) -> None:
@@ -964,7 +978,10 @@ class Engine:
         body.setdefault("PrintStatus", "NotSet")
         body.setdefault("EmailStatus", "NotSet")
         body.setdefault("CustomField", [])
-        body.setdefault("LinkedTxn", [])
+        if ent.name == "Invoice":
+            body.setdefault("LinkedTxn", [])  # invoices carry [], other forms omit it when empty
+        elif not body.get("LinkedTxn"):
+            body.pop("LinkedTxn", None)
         if ent.name in ("Invoice", "Estimate"):
             if ent.name == "Invoice":
                 for k in ("AllowIPNPayment", "AllowOnlinePayment", "AllowOnlineCreditCardPayment",
@@ -1080,7 +1097,11 @@ class Engine:
         body["UnappliedAmt"] = money(total - applied_inv + applied_cm)
         body.setdefault("DepositToAccountRef", {"value": str(chart.UNDEPOSITED_FUNDS), "name": "Undeposited Funds"})
         body.setdefault("ProcessPayment", False)
-        body["LinkedTxn"] = self._links_of(body.get("LinkedTxn") or (old or {}).get("LinkedTxn"), "Payment")
+        links = self._links_of(body.get("LinkedTxn") or (old or {}).get("LinkedTxn"), "Payment")
+        if links:
+            body["LinkedTxn"] = links
+        else:
+            body.pop("LinkedTxn", None)
 
     def _compute_expense(self, c: sqlite3.Connection, realm: str, ent: EntityDef, body: dict, old: dict | None) -> None:
         total = 0.0
