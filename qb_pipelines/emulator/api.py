@@ -189,12 +189,11 @@ async def query(request: Request) -> Response:
     from qb_pipelines.emulator import query as q
 
     text = request.query_params.get("query")
+    minorversion = request.query_params.get("minorversion")
 
     def work(emu: Emulator, realm: str, raw: bytes) -> _Result:
         statement = text if text is not None else raw.decode("utf-8", errors="replace")
-        if not statement.strip():
-            raise faults.query_parse("QueryParserError: Encountered \"<EOF>\" at line 1, column 0.")
-        return _Result(_envelope(emu, realm, "QueryResponse", q.execute(emu, realm, statement)))
+        return _Result(_envelope(emu, realm, "QueryResponse", q.execute(emu, realm, statement, minorversion)))
 
     return await _handle(request, "read", work)
 
@@ -307,6 +306,7 @@ async def entity_send(request: Request) -> Response:
 
 async def batch(request: Request) -> Response:
     requestid = request.query_params.get("requestid") or ""
+    minorversion = request.query_params.get("minorversion")
 
     def work(emu: Emulator, realm: str, raw: bytes) -> _Result:
         body = _json_body(raw)
@@ -320,13 +320,14 @@ async def batch(request: Request) -> Response:
         seen: set[str] = set()
         out = []
         for item in items:
-            out.append(_batch_item(emu, realm, item, requestid, seen))
+            out.append(_batch_item(emu, realm, item, requestid, seen, minorversion))
         return _Result(_envelope(emu, realm, "BatchItemResponse", orjson.dumps(out)))
 
     return await _handle(request, "batch", work, replayable=True)
 
 
-def _batch_item(emu: Emulator, realm: str, item: Any, requestid: str, seen: set[str]) -> dict:
+def _batch_item(emu: Emulator, realm: str, item: Any, requestid: str, seen: set[str],
+                minorversion: str | None) -> dict:
     from qb_pipelines.emulator import query as q
 
     bid = str(item.get("bId", "")) if isinstance(item, dict) else ""
@@ -341,7 +342,7 @@ def _batch_item(emu: Emulator, realm: str, item: Any, requestid: str, seen: set[
                 f"You cannot enter more than {MAX_REQUESTID} characters in the request_id field. You tried "
                 f"entering {requestid}{bid}, which is {len(requestid) + len(bid)} characters.")
         if "Query" in item:
-            return {"bId": bid, "QueryResponse": orjson.Fragment(q.execute(emu, realm, str(item["Query"])))}
+            return {"bId": bid, "QueryResponse": orjson.Fragment(q.execute(emu, realm, str(item["Query"]), minorversion))}
         operation = str(item.get("operation", "")).lower()
         keys = [k for k in item if k not in ("bId", "operation", "optionsData")]
         if len(keys) != 1 or registry.find(keys[0]) is None or not isinstance(item[keys[0]], dict):
