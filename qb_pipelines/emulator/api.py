@@ -86,8 +86,11 @@ def _handle_sync(emu: Emulator, request: Request, realm: str, kind: str,
                  work: Callable[[Emulator, str, bytes], _Result], raw: bytes, replayable: bool) -> Response:
     headers: dict[str, str] = {}
     try:
-        app_key = emu.oauth.authenticate(realm, request.headers.get("authorization"))
-        with emu.traffic.admit(realm, kind=kind, app_key=app_key, path=request.url.path) as admission:
+        authorization = request.headers.get("authorization")
+        app_key = emu.oauth.authenticate(realm, authorization)
+        token = authorization.split(" ", 1)[1] if authorization and " " in authorization else None
+        with emu.traffic.admit(realm, kind=kind, app_key=app_key, path=request.url.path, method=request.method,
+                               token=token) as admission:
             requestid = request.query_params.get("requestid") if replayable else None
             if requestid:
                 if len(requestid) > MAX_REQUESTID:
@@ -321,6 +324,12 @@ async def batch(request: Request) -> Response:
         out = []
         for item in items:
             out.append(_batch_item(emu, realm, item, requestid, seen, minorversion))
+        # Intuit meters the work inside a batch: queries as reads (CorePlus), the rest as writes
+        queries = sum(1 for item in items if isinstance(item, dict) and "Query" in item)
+        if queries:
+            emu.traffic.meter(realm, "read", queries)
+        if len(items) - queries:
+            emu.traffic.meter(realm, "write", len(items) - queries)
         return _Result(_envelope(emu, realm, "BatchItemResponse", orjson.dumps(out)))
 
     return await _handle(request, "batch", work, replayable=True)

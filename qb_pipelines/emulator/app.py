@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qb_pipelines.emulator import api, control
 from qb_pipelines.emulator.core import Emulator
+from qb_pipelines.emulator.traffic import TrafficMiddleware
 
 
 class IntuitTidMiddleware:
@@ -46,6 +47,6 @@ def create_app(emu: Emulator) -> Starlette:
         *emu.traffic.control_routes(),
         *emu.webhooks.control_routes(),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(IntuitTidMiddleware)])
+    app = Starlette(routes=routes, middleware=[Middleware(IntuitTidMiddleware), Middleware(TrafficMiddleware)])
     app.state.emu = emu
     return app

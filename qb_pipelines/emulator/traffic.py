@@ -17,6 +17,8 @@ tests shrink a minute with ``clock_scale`` or skip it with ``advance_clock(61)``
 Metering (§6, App Partner Program): reads (query, read, CDC, reports, CompanyInfo, PDF) are
 **CorePlus** and metered; writes are **Core**. Both are counted per company per calendar month
 (company time zone) in table ``metering``, so they survive a restart with ``--data-file``.
+``admit`` meters read and write requests; a batch call is metered by its items, which the batch
+route reports with :meth:`Traffic.meter` (``meter(realm, "read", n_queries)``).
 
 Fault injection (for client tests) is decided **before** the request runs, so a write that gets
 an injected 500 was not applied, with one deliberate exception, ``timeout_after_commit``: the
@@ -99,6 +101,7 @@ EXCLUSIVE_FAULTS = ("429", "500", "503", "drop", "expired_token", "timeout_after
 #: Every fault name the configuration accepts (``slow`` combines with the others).
 FAULT_NAMES = (*EXCLUSIVE_FAULTS, "slow")
 
+
 class DropConnection(Exception):
     """Raised to make :class:`TrafficMiddleware` break the connection without a full response."""
 
@@ -145,11 +148,13 @@ class TrafficMiddleware:
             _dropping.set(True)
             if not started:
                 # Promise more bytes than we send, then return: the server must close the socket.
-                await send({
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json;charset=UTF-8"), (b"content-length", b"4096")],
-                })
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"application/json;charset=UTF-8"), (b"content-length", b"4096")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b'{"', "more_body": True})
 
 
