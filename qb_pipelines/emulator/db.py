@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS postings (
     vendor_id INTEGER,
     PRIMARY KEY (realm, entity, txn_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS postings_account ON postings (realm, account_id, txn_date);
+-- covering index: reports aggregate by account and date without touching the table rows
+CREATE INDEX IF NOT EXISTS postings_account_cover ON postings (realm, account_id, txn_date, amount, customer_id, vendor_id);
 CREATE TABLE IF NOT EXISTS requestids (
     realm TEXT NOT NULL,
     requestid TEXT NOT NULL,

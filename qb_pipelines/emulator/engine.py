@@ -534,7 +534,10 @@ class Engine:
         c.execute("DELETE FROM postings WHERE realm=? AND entity=? AND txn_id=?", (realm, ent.name, int(body["Id"])))
         if str(body.get("PrivateNote", "")).startswith("Voided"):
             return
-        postings = ledger.postings(ent.name, body, lambda e, i: self._get(c, realm, e, i))
+        try:
+            postings = ledger.postings(ent.name, body, lambda e, i: self._get(c, realm, e, i))
+        except ledger.UnbalancedTransaction as exc:
+            raise faults.business(f"Transaction must be balanced: {exc}") from exc
         date = body.get("TxnDate") or self.emu.clock.today(self.emu.company_tz(realm))
         c.executemany(
             "INSERT INTO postings(realm, entity, txn_id, seq, txn_date, account_id, amount, customer_id, vendor_id)"
