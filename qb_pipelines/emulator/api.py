@@ -138,7 +138,7 @@ def _run(emu: Emulator, realm: str, work: Callable[[Emulator, str, bytes], _Resu
             # validation faults are outcomes: a repeated requestid replays them too
             return _Result(fault_body(emu, realm, fault), status=400)
         raise
-    except (AuthFailure, QBOFault):
+    except AuthFailure:
         raise
     except Exception as exc:  # an emulator bug must still look like QBO's SystemFault
         import logging

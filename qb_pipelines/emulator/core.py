@@ -55,7 +55,7 @@ class Emulator:
     def set_base_url(self, url: str) -> None:
         self.settings.base_url = url.rstrip("/")
 
-    def company_tz(self, realm: str) -> ZoneInfo:  # noqa: ARG002 - all demo companies are Pacific
+    def company_tz(self, realm: str) -> ZoneInfo:
         return PACIFIC
 
     def advance_clock(self, seconds: float) -> None:

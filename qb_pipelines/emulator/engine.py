@@ -193,7 +193,7 @@ class Engine:
                 "Name": code_name, "Description": code_name, "Active": True, "Hidden": False,
                 "Taxable": True, "TaxGroup": len(rate_ids) > 1,
                 "SalesTaxRateList": {"TaxRateDetail": [
-                    {"TaxRateRef": {"value": str(r), "name": dict((t[0], t[1]) for t in chart.TAX_RATES)[r]},
+                    {"TaxRateRef": {"value": str(r), "name": {t[0]: t[1] for t in chart.TAX_RATES}[r]},
                      "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": 0} for r in rate_ids]},
                 "PurchaseTaxRateList": {"TaxRateDetail": []},
                 "domain": "QBO", "sparse": False, "Id": str(code_id), "SyncToken": "0", "MetaData": meta}))
@@ -1109,8 +1109,7 @@ class Engine:
     def _compute_expense(self, c: sqlite3.Connection, realm: str, ent: EntityDef, body: dict, old: dict | None) -> None:
         total = 0.0
         lines = []
-        n = 0
-        for line in self._lines(body):
+        for n, line in enumerate(self._lines(body), start=1):
             line = dict(line)
             dt = line.get("DetailType")
             if dt not in ("AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail"):
@@ -1134,7 +1133,6 @@ class Engine:
             line["Amount"] = money(_num(line["Amount"], "Line.Amount"))
             detail.setdefault("BillableStatus", "NotBillable")
             detail.setdefault("TaxCodeRef", {"value": "NON"})
-            n += 1
             line["Id"] = str(n)
             line.setdefault("LineNum", n)
             total += line["Amount"]
@@ -1516,7 +1514,7 @@ class Engine:
             node["Balance"] = money(sign * sums.get(node_id, 0.0))
         if party == "Customer":
             with_jobs = {i: n["Balance"] for i, n in nodes.items()}
-            for node_id, node in nodes.items():
+            for node in nodes.values():
                 parent = _ref_value(node.get("ParentRef"))
                 hops = 0
                 while parent and int(parent) in nodes and hops < 5:
