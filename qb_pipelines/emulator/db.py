@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (realm, entity, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_updated ON objects (realm, entity, updated_at);
+-- covering index for COUNT(*) and the active-only default filter of name lists
+CREATE INDEX IF NOT EXISTS objects_live ON objects (realm, entity, status, active);
 CREATE TABLE IF NOT EXISTS sequences (
     realm TEXT NOT NULL,
     name TEXT NOT NULL,
