@@ -1,0 +1,1 @@
+"""Alembic migrations of the integration store (run with :func:`qb_pipelines.store.db.migrate`)."""

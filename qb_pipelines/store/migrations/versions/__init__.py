@@ -1,0 +1,1 @@
+"""Migration scripts (this file makes setuptools ship the folder; Alembic ignores it)."""
