@@ -1,0 +1,87 @@
+"""The connection-side commands: users, tenants, keys and token refresh, on a real SQLite store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from qb_pipelines.cli import cli
+from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines.qbo.oauth import TokenSet
+from qb_pipelines.store.connections import ConnectionState, ConnectionStore
+from qb_pipelines.store.crypto import SecretBox, generate_key
+from qb_pipelines.store.db import make_engine, migrate, session_factory
+
+
+@pytest.fixture
+def env(tmp_path: Path, emulator: RunningEmulator) -> dict[str, str]:
+    return {
+        "QB_DATABASE_URL": f"sqlite:///{tmp_path / 'store.sqlite'}",
+        "QB_FERNET_KEY": generate_key(),
+        "QBO_ENVIRONMENT": "emulator",
+        "QBO_EMULATOR_URL": emulator.url,
+        "QBO_CLIENT_ID": "emulator-client-id",
+        "QBO_CLIENT_SECRET": "emulator-client-secret",
+        "QBO_REDIRECT_URI": "http://127.0.0.1:8000/oauth/callback",
+    }
+
+
+def _invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_users_create_list_and_refuse_weak_password(env: dict[str, str]) -> None:
+    code, out = _invoke(env, "users", "create", "admin@example.com", "--role", "admin", "--password", "correct horse")
+    assert code == 0 and json.loads(out)["role"] == "admin"
+    code, out = _invoke(env, "users", "create", "viewer@example.com", "--role", "viewer", "--password", "short")
+    assert code != 0 and "too short" in out
+    code, out = _invoke(env, "users", "list")
+    listed = json.loads(out)
+    assert listed == [{"email": "admin@example.com", "role": "admin"}]
+    assert "correct horse" not in out
+
+
+def test_keys_generate_gives_a_working_fernet_key(env: dict[str, str]) -> None:
+    code, out = _invoke(env, "keys", "generate")
+    assert code == 0
+    box = SecretBox(out.strip())
+    assert box.decrypt(box.encrypt("secret")) == "secret"
+
+
+def test_tenants_create_needs_the_key_and_says_so(env: dict[str, str]) -> None:
+    code, out = _invoke({**env, "QB_FERNET_KEY": ""}, "tenants", "create", "acme", "Acme")
+    assert code != 0 and "QB_FERNET_KEY" in out and "keys generate" in out
+    code, out = _invoke(env, "tenants", "create", "acme", "Acme Landscaping")
+    assert code == 0 and json.loads(out) == {"key": "acme", "name": "Acme Landscaping"}
+
+
+def test_connections_refresh_refreshes_due_and_expires_revoked(env: dict[str, str], emulator: RunningEmulator) -> None:
+    """A connection whose token lapses soon is refreshed; one Intuit revoked becomes session expired."""
+    engine = make_engine(env["QB_DATABASE_URL"])
+    migrate(engine)
+    store = ConnectionStore(session_factory(engine), SecretBox(env["QB_FERNET_KEY"]))
+    realms = [emulator.emu.engine.create_company(f"Refresh Co {i}") for i in range(2)]
+    for key, realm in zip(("alive", "revoked"), realms, strict=True):
+        store.ensure_tenant(key, key.title())
+        raw = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
+        tokens = TokenSet.from_response(raw, realm_id=realm, now=emulator.emu.clock.now())
+        # pretend the access token lapses in 2 minutes, so the refresh is due
+        tokens = dataclasses.replace(tokens, access_expires_at=tokens.access_expires_at - timedelta(minutes=58))
+        store.save_tokens_on_connect(key, "emulator", realm, f"Refresh Co {key}", "demo@example.com", "Demo",
+                                     "User", tokens)
+    requests.post(f"{emulator.url}/_emulator/oauth/revoke-all", json={"realmId": realms[1]}, timeout=10)
+
+    code, out = _invoke(env, "connections", "refresh")
+    assert code == 0, out
+    assert json.loads(out) == {"refreshed": ["alive"], "expired": ["revoked"], "errors": {}}
+    alive = store.get("alive")
+    assert alive.state is ConnectionState.CONNECTED
+    assert alive.access_expires_at > emulator.emu.clock.now() + timedelta(minutes=50)
+    assert store.get("revoked").state is ConnectionState.SESSION_EXPIRED
