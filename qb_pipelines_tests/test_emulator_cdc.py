@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import quote
 
 import orjson
@@ -21,9 +20,9 @@ from qb_pipelines.emulator.clock import PACIFIC, qbo_timestamp
 from qb_pipelines.emulator.faults import QBOFault
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines_tests.emulator_client import connect, issue_tokens
+from qb_pipelines_tests.samples import SAMPLES
 from qb_pipelines_tests.test_emulator_query import REALM, Store
 
-SAMPLES = Path("/work/shared/reference/samples")
 DAY = 86400.0
 
 

@@ -17,15 +17,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from qb_pipelines_tests.emulator_client import QBOTestClient, connect, control, issue_tokens, shape_diff
+from qb_pipelines_tests.samples import SAMPLES
 
-SAMPLES = Path("/work/shared/reference/samples")
 ENVELOPE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")  # §1.4, §11.3
 META_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")  # §4.1
 TID = re.compile(r"^(1-[0-9a-f]{8}-[0-9a-f]{24}|gw-[0-9a-f-]{36})$")  # §1.3 formats seen

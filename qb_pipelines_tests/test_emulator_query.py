@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -23,8 +22,8 @@ from qb_pipelines.emulator.db import EmulatorDB
 from qb_pipelines.emulator.faults import QBOFault
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines_tests.emulator_client import connect
+from qb_pipelines_tests.samples import SAMPLES
 
-SAMPLES = Path("/work/shared/reference/samples")
 REALM = "9341452000000001"
 BASE = datetime(2024, 1, 1, 18, 0, tzinfo=UTC).timestamp()  # 2024-01-01T10:00:00-08:00
 

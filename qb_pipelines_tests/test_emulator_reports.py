@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,8 +18,8 @@ import requests
 from qb_pipelines.emulator import chart
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines_tests.samples import SAMPLES
 
-SAMPLES = Path("/work/shared/reference/samples")
 Y1 = date.today().year - 1  # the fiscal year under test
 Y2 = Y1 - 1                 # the year before: its income becomes Retained Earnings
 
