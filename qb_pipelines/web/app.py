@@ -15,6 +15,9 @@ Pages and words follow the seed's "Connecting QuickBooks Online" article (``shar
   "Switch QuickBooks Account" dialog): the default income account and tax code lists are read
   live from the connected company.
 
+* ``POST /webhooks/quickbooks``: Intuit's change notifications, verified and stored in the webhook
+  inbox (:mod:`qb_pipelines.web.webhooks`); outside the session and CSRF machinery below.
+
 Every POST carries the session's CSRF token and needs the admin role (:mod:`qb_pipelines.web.auth`).
 A failed live call moves the card to "session expired" or "connection error" instead of a 500.
 Tokens and the client secret are never rendered nor logged.
@@ -54,6 +57,7 @@ from qb_pipelines.sync import connections as flows
 from qb_pipelines.web import auth
 from qb_pipelines.web.config import ConnectionSettings, WebSettings
 from qb_pipelines.web.forms import SettingsForm, settings_form_from_store
+from qb_pipelines.web.webhooks import intake_middleware
 
 log = logging.getLogger(__name__)
 
@@ -515,6 +519,9 @@ def create_app(settings: WebSettings, services: Services | None = None) -> Starl
     ]
     middleware = [
         Middleware(SecurityHeaders),
+        # POST /webhooks/quickbooks (qb_pipelines.web.webhooks): answered before the session
+        # middleware, because Intuit is not a browser (no cookie, no CSRF; the signature authenticates).
+        intake_middleware(settings, services),
         Middleware(
             SessionMiddleware,
             secret_key=settings.session_secret,

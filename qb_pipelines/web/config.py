@@ -14,6 +14,7 @@ name, with what to put in it.
 | ``QBO_EMULATOR_URL`` | the emulator's base URL when ``QBO_ENVIRONMENT=emulator`` (default ``http://127.0.0.1:8765``) |
 | ``QB_SESSION_SECRET`` | signs the admin session cookies (web app only); a long random string |
 | ``QB_COOKIE_SECURE`` | ``1`` to send the session cookie over HTTPS only (set it behind TLS) |
+| ``QBO_WEBHOOK_VERIFIER_TOKEN`` | the Verifier Token of the Intuit app's webhooks (web app only); unset: ``POST /webhooks/quickbooks`` answers 503 |
 """
 
 from __future__ import annotations
@@ -120,11 +121,14 @@ class WebSettings(ConnectionSettings):
         session_secret: Signs the session cookie (itsdangerous); rotate it to sign everybody out.
         https_only: Send the session cookie only over HTTPS (set behind TLS).
         session_max_age_s: How long a sign-in lasts.
+        webhook_verifier_token: Intuit's webhook Verifier Token (developer portal, Webhooks), the
+            key of the ``intuit-signature`` HMAC; ``None`` turns webhook intake off (503).
     """
 
     session_secret: str = field(default="", repr=False)
     https_only: bool = False
     session_max_age_s: int = 8 * 3600
+    webhook_verifier_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebSettings:
@@ -142,4 +146,6 @@ class WebSettings(ConnectionSettings):
             "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.",
         )
         https_only = (env.get("QB_COOKIE_SECURE") or "").strip().lower() in {"1", "true", "yes"}
-        return cls(**fields, session_secret=secret, https_only=https_only)
+        # Optional: the admin pages work without it; only webhook intake needs it (and says so).
+        verifier = (env.get("QBO_WEBHOOK_VERIFIER_TOKEN") or "").strip() or None
+        return cls(**fields, session_secret=secret, https_only=https_only, webhook_verifier_token=verifier)
