@@ -103,3 +103,43 @@ def test_emulator_resource_reads_its_url_at_run_time(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("QBO_EMULATOR_URL", "http://127.0.0.1:9999/")
     assert resource.resolved_url() == "http://127.0.0.1:9999"
     assert QBOEmulatorResource(base_url="http://emu:1").resolved_url() == "http://emu:1"
+
+
+def test_every_registry_entity_and_report_is_an_asset_with_checks_jobs_schedules_and_sensors(
+    defs: dg.Definitions,
+) -> None:
+    from qb_pipelines.defs.assets import QBO_POOL, entity_asset_key
+    from qb_pipelines.defs.reports import report_asset_key
+    from qb_pipelines.sync.reports import REPORTS
+
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    keys = graph.get_all_asset_keys()
+    for entity in registry.ENTITIES:
+        node = graph.get(entity_asset_key(entity.name))
+        assert node.group_name == "qbo_raw" and node.kinds >= {"quickbooks", "sql"}
+        assert node.partitions_def == qbo_company_partitions
+        checks = {k.name for k in graph.get_check_keys_for_assets({node.key})}
+        assert "quality" in checks
+        assert ("totals" in checks) is entity.is_transaction
+    for report in REPORTS:
+        node = graph.get(report_asset_key(report))
+        assert node.group_name == "qbo_reports"
+        assert isinstance(node.partitions_def, dg.MultiPartitionsDefinition)
+    blocking = {k.name: graph.get_check_spec(k).blocking for k in graph.asset_check_keys
+                if k.asset_key.path[:2] == ["qbo", "report"]}
+    assert blocking == {"receivables": True, "customer_balances": True, "trial_balance": True,
+                        "profit_and_loss": True}
+    assert len(keys) == len(registry.ENTITIES) + len(REPORTS) + 2
+    ingest = defs.get_assets_def(entity_asset_key("Invoice"))
+    assert ingest.can_subset and ingest.op.pool == QBO_POOL
+    assert ingest.op.retry_policy is not None and ingest.op.retry_policy.jitter is not None
+    jobs = {j.name for j in defs.resolve_all_job_defs()}
+    assert {"qbo_incremental_job", "qbo_full_refresh_job", "qbo_daily_backstop_job", "qbo_reports_job",
+            "qbo_token_refresh_job"} <= jobs
+    assert {s.name for s in repo.schedule_defs} == {"qbo_poll_schedule", "qbo_daily_backstop_schedule",
+                                                    "qbo_weekly_full_refresh_schedule", "qbo_token_refresh_schedule"}
+    assert {s.name for s in repo.sensor_defs} == {"qbo_company_partitions_sensor", "qbo_webhook_sensor",
+                                                  "qbo_report_refresh_sensor"}
+    assert repo.get_sensor_def("qbo_webhook_sensor").minimum_interval_seconds <= 5
+    assert {"qbo", "warehouse", "qbo_emulator"} <= set(repo.get_top_level_resources())

@@ -1,20 +1,33 @@
-"""Dagster resources that reach QuickBooks Online or the QBO emulator.
+"""Dagster resources that reach QuickBooks Online, the connections store, the warehouse and the emulator.
 
 Configuration is read when a run starts, never at import: loading the code location must not
 depend on the environment (tests and ``dagster dev`` load the same module), and a value
-changed in the environment takes effect at the next run without reloading code.
+changed in the environment takes effect at the next run without reloading code. Secrets
+(the token key, the app's client secret) are ``dg.EnvVar`` references, resolved by Dagster at
+launch and never shown in the UI; non-secret settings left empty fall back to the same
+environment variables at run time (see :mod:`qb_pipelines.sync.settings`).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import dagster as dg
 import requests
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from requests.adapters import HTTPAdapter
+from sqlalchemy.engine import Engine
 from urllib3.util.retry import Retry
+
+from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.store.connections import ConnectionStore
+from qb_pipelines.store.crypto import SecretBox
+from qb_pipelines.store.db import make_engine, migrate, session_factory
+from qb_pipelines.store.warehouse import WarehouseWriter
+from qb_pipelines.sync import companies as company_mod
+from qb_pipelines.sync.settings import AppSettings
 
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
 
@@ -86,7 +99,140 @@ class QBOEmulatorResource(dg.ConfigurableResource):
         return dict(self._call("POST", f"companies/{realm}/tokens"))
 
 
+def _database_url(configured: str) -> str | None:
+    return configured or os.environ.get("QB_DATABASE_URL") or None
+
+
+class _EngineCache:
+    """Engines shared by the resources of one process, one per database URL.
+
+    A sensor evaluates every few seconds and a run opens several resources on the same database:
+    one pool per URL keeps the number of connections (and SQLite file handles) bounded.
+    """
+
+    _engines: dict[str, Engine] = {}
+    _migrated: set[str] = set()
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls, url: str | None, *, migrated: bool) -> Engine:
+        key = url or ""
+        with cls._lock:  # the daemon evaluates sensors in threads
+            engine = cls._engines.get(key)
+            if engine is None:
+                engine = cls._engines[key] = make_engine(url)
+            if migrated and key not in cls._migrated:
+                # Safe at every start (a no-op at head); once per process is enough.
+                migrate(engine)
+                cls._migrated.add(key)
+        return engine
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse the QuickBooks tables land in (SQLite by default, PostgreSQL by URL).
+
+    Attributes:
+        database_url: SQLAlchemy URL; empty means ``$QB_DATABASE_URL`` at run time, else the
+            store's default SQLite file. The store and the warehouse share one database.
+        migrate_on_start: bring the schema to the latest migration before the first use in a
+            process (idempotent), so a fresh database works without a separate step.
+    """
+
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means $QB_DATABASE_URL at run time.")
+    migrate_on_start: bool = Field(default=True, description="Run the store's migrations before first use.")
+
+    def engine(self) -> Engine:
+        """The warehouse engine (migrated to the latest schema when ``migrate_on_start``)."""
+        return _EngineCache.get(_database_url(self.database_url), migrated=self.migrate_on_start)
+
+    def writer(self) -> WarehouseWriter:
+        """The writer that lands QuickBooks objects (idempotent upserts, flags for deletes)."""
+        return WarehouseWriter(self.engine())
+
+
+class QBOConnectionResource(dg.ConfigurableResource):
+    """QuickBooks Online for one company at a time, through the tenants' stored connections.
+
+    Gives each company partition its ``QBOClient``: tokens come from the connections store
+    (refreshed single-flight across runs, the rotated refresh token stored before use), every
+    read is metered per company and month, and the environment (production, sandbox, emulator)
+    is the one the company was connected in.
+
+    Attributes:
+        database_url: the connections store; empty means ``$QB_DATABASE_URL`` at run time.
+        fernet_key: the key tokens are encrypted with (``dg.EnvVar("QB_FERNET_KEY")``).
+        client_id: the Intuit app's client id (``dg.EnvVar("QBO_CLIENT_ID")``).
+        client_secret: the Intuit app's client secret (``dg.EnvVar("QBO_CLIENT_SECRET")``).
+        environment: default environment for new connections; empty means ``$QBO_ENVIRONMENT``
+            at run time, else ``production``.
+        emulator_url: the emulator's base URL; empty means ``$QBO_EMULATOR_URL`` at run time.
+        max_retries: retries of a throttled or failed QBO call (jittered exponential backoff).
+        migrate_on_start: bring the store's schema to the latest migration before first use.
+    """
+
+    database_url: str = Field(default="", description="Store URL; empty means $QB_DATABASE_URL at run time.")
+    fernet_key: str = Field(description="Key that encrypts tokens at rest (QB_FERNET_KEY).")
+    client_id: str = Field(description="The Intuit app's client id (QBO_CLIENT_ID).")
+    client_secret: str = Field(description="The Intuit app's client secret (QBO_CLIENT_SECRET).")
+    environment: str = Field(default="", description="production, sandbox or emulator; empty means $QBO_ENVIRONMENT.")
+    emulator_url: str = Field(default="", description="Emulator base URL; empty means $QBO_EMULATOR_URL.")
+    max_retries: int = Field(default=5, description="Retries of a throttled or failed QuickBooks call.")
+    migrate_on_start: bool = Field(default=True, description="Run the store's migrations before first use.")
+
+    _store: ConnectionStore | None = PrivateAttr(default=None)
+
+    def settings(self) -> AppSettings:
+        """The app settings this resource stands for (environment variables fill empty fields)."""
+        return AppSettings(
+            database_url=_database_url(self.database_url),
+            fernet_key=self.fernet_key,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            environment_name=self.environment or os.environ.get("QBO_ENVIRONMENT") or "production",
+            emulator_url=self.emulator_url or os.environ.get("QBO_EMULATOR_URL") or None,
+        )
+
+    def store(self) -> ConnectionStore:
+        """The connections store (tenants, their connections and tokens)."""
+        if self._store is None:
+            engine = _EngineCache.get(_database_url(self.database_url), migrated=self.migrate_on_start)
+            self._store = ConnectionStore(session_factory(engine), SecretBox(self.fernet_key))
+        return self._store
+
+    def companies(self) -> list[company_mod.Company]:
+        """The companies that can be synced now, one per connected tenant."""
+        return company_mod.connected_companies(self.store())
+
+    def company(self, company_key: str) -> company_mod.Company:
+        """The company a partition key names (raises ``UnknownCompanyError``)."""
+        return company_mod.resolve(self.store(), company_key)
+
+    def client_for(self, company_key: str) -> QBOClient:
+        """The QBO client of the company ``company_key`` (a partition key).
+
+        Raises:
+            UnknownCompanyError: the key names no company, or its tenant has switched away.
+        """
+        return company_mod.open_client(self.store(), self.settings(), self.company(company_key),
+                                       max_retries=self.max_retries)
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    """Resources bound to every asset of the code location."""
-    return dg.Definitions(resources={"qbo_emulator": QBOEmulatorResource()})
+    """Resources bound to every asset, check, sensor and schedule of the code location.
+
+    Secrets are ``dg.EnvVar`` references: Dagster reads them when a run or a tick starts, and a
+    missing one fails that run with the variable's name, never the loading of the code location.
+    """
+    warehouse = WarehouseResource()
+    return dg.Definitions(
+        resources={
+            "qbo_emulator": QBOEmulatorResource(),
+            "qbo": QBOConnectionResource(
+                fernet_key=dg.EnvVar("QB_FERNET_KEY"),
+                client_id=dg.EnvVar("QBO_CLIENT_ID"),
+                client_secret=dg.EnvVar("QBO_CLIENT_SECRET"),
+            ),
+            "warehouse": warehouse,
+        }
+    )

@@ -1,0 +1,176 @@
+"""The landed QuickBooks entities: one asset per registry entity, one company per partition.
+
+Every entity of the registry is an asset ``["qbo", <entity in snake case>]`` (``qbo/invoice``,
+``qbo/journal_entry``) in group ``qbo_raw``, partitioned by company. They are ONE multi-asset
+that can be subset, not 27 separate assets, because of how QuickBooks charges for reads: change
+data capture returns every entity in one call, so an incremental run of any selection makes one
+CDC call (plus one batch call for the few entities CDC does not cover) instead of one per entity.
+Selecting a few entities in the UI (or a webhook naming them) lands just those.
+
+What each materialization reports (``sync.ingest.EntityResult``): rows inserted, updated,
+unchanged and deleted (flags, never dropped), API calls and pages, the new CDC cursor, the mode
+(incremental, full, or full because the cursor fell out of CDC's 30-day look-back) and why. The
+run's touched report months ride on the transactions' materializations (``touched_months``); the
+report sensor re-materializes those months.
+
+Failure semantics: a company's partition is its own run, so one broken company fails alone and
+is rerun alone. A connection that needs an admin (session expired, disconnected, switched) fails
+without retries; throttling and server errors are retried by the client, then by the retry policy.
+"""
+
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from qb_pipelines.defs.partitions import qbo_company_partitions
+from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
+from qb_pipelines.qbo import registry
+from qb_pipelines.qbo.errors import AuthenticationError, AuthorizationError, OAuthError, QBOError
+from qb_pipelines.store.connections import ConnectionUnavailableError
+from qb_pipelines.store.warehouse import snake
+from qb_pipelines.sync.companies import UnknownCompanyError
+from qb_pipelines.sync.ingest import LandResult, land
+
+RAW_GROUP = "qbo_raw"
+#: Concurrency pool of every step that calls QuickBooks (limit it in the instance's settings).
+QBO_POOL = "qbo_api"
+#: Run tag naming the company; the instance limits concurrent runs per value of this tag.
+COMPANY_TAG = "qbo/company"
+INGEST_OP_NAME = "qbo_raw_entities"
+
+#: Transient faults (throttling, 5xx, dropped connections) already retried by the client get a
+#: few more chances at step level, spaced out exponentially with jitter so that many companies
+#: failing together do not retry in lockstep.
+QBO_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def entity_asset_key(entity: str) -> dg.AssetKey:
+    """The asset key of a registry entity: ``qbo/<snake_case name>`` (``qbo/journal_entry``)."""
+    return dg.AssetKey(["qbo", snake(registry.get(entity).name)])
+
+
+ENTITY_BY_KEY: dict[dg.AssetKey, str] = {entity_asset_key(e.name): e.name for e in registry.ENTITIES}
+"""Registry entity name of each raw asset key."""
+
+
+def _spec(entity: registry.EntityDef) -> dg.AssetSpec:
+    lines = ", ".join(entity.line_fields) or "none"
+    return dg.AssetSpec(
+        key=entity_asset_key(entity.name),
+        description=(
+            f"QuickBooks {entity.name} objects of one company ({entity.kind.value.replace('_', ' ')}), landed in "
+            f"`qbo_{snake(entity.name)}` with typed columns and the raw JSON; line tables: {lines}. "
+            + ("Changes arrive by CDC." if entity.cdc else "QuickBooks' CDC does not cover it: re-read in full each run.")
+        ),
+        group_name=RAW_GROUP,
+        kinds={"quickbooks", "sql"},
+        skippable=True,
+        metadata={"qbo_entity": entity.name, "table": f"qbo_{snake(entity.name)}", "cdc": entity.cdc},
+        tags={"qbo/kind": entity.kind.value},
+    )
+
+
+class IngestConfig(dg.Config):
+    """Run configuration of a landing run.
+
+    Attributes:
+        full_refresh: re-read every object instead of the changes since the cursor (backfills,
+            and the weekly refresh that finds the hard deletes CDC missed).
+        page_size: rows per QuickBooks query page (QuickBooks allows at most 1000).
+    """
+
+    full_refresh: bool = Field(default=False, description="Re-read everything (finds hard deletes CDC missed).")
+    page_size: int = Field(default=1000, ge=1, le=1000, description="Rows per QuickBooks query page (max 1000).")
+
+
+def needs_admin(exc: BaseException) -> bool:
+    """Failures only an admin can fix (reconnect): retrying would only burn calls."""
+    return isinstance(exc, (ConnectionUnavailableError, OAuthError, AuthenticationError, AuthorizationError,
+                            UnknownCompanyError))
+
+
+def admin_failure(company: str, exc: BaseException) -> dg.Failure:
+    """A failure without retries that says what the admin must do."""
+    hint = getattr(exc, "hint", None) or "reconnect the company from Accounting Integrations"
+    return dg.Failure(
+        description=f"company {company}: {exc}",
+        metadata={"company": company, "error": type(exc).__name__, "next_step": str(hint)},
+        allow_retries=False,
+    )
+
+
+def entity_metadata(result: LandResult, entity: str) -> dict[str, Any]:
+    """Materialization metadata of one entity from a landing run."""
+    er = result.entities[entity]
+    meta: dict[str, Any] = {
+        "company": result.company_key,
+        "mode": er.mode,
+        "reason": er.reason,
+        "rows_inserted": er.inserted,
+        "rows_updated": er.updated,
+        "rows_unchanged": er.unchanged,
+        "rows_deleted": er.deleted,
+        "rows_inactivated": er.inactivated,
+        "api_calls": er.api_calls,
+        "pages": er.pages,
+        "cursor": er.cursor.isoformat() if er.cursor else "",
+        "run_api_calls": result.api_calls,
+    }
+    if er.resumed_from is not None:
+        meta["resumed_from_position"] = er.resumed_from
+    ent = registry.get(entity)
+    if ent.is_transaction and (er.inserted or er.updated or er.deleted) and result.touched_months:
+        # The run's months (LandResult does not split them per entity); the report sensor reads
+        # them from whichever transaction materialization it sees first, deduplicated by run.
+        meta["touched_months"] = dg.MetadataValue.json(sorted({m for _, m in result.touched_months}))
+    return meta
+
+
+@dg.multi_asset(
+    name=INGEST_OP_NAME,
+    specs=[_spec(e) for e in registry.ENTITIES],
+    partitions_def=qbo_company_partitions,
+    can_subset=True,
+    pool=QBO_POOL,
+    retry_policy=QBO_RETRY_POLICY,
+    description="Land the selected QuickBooks entities of one company: one CDC call for all of them.",
+)
+def qbo_raw_entities(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    qbo: QBOConnectionResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.MaterializeResult]:
+    """Land one company's selected entities in the warehouse, incrementally unless told otherwise.
+
+    Calls :func:`qb_pipelines.sync.ingest.land` (plain Python) and turns its per-entity result
+    into one materialization per selected entity.
+    """
+    company = context.partition_key
+    entities = [ENTITY_BY_KEY[k] for k in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())]
+    try:
+        client = qbo.client_for(company)
+    except UnknownCompanyError as exc:
+        raise admin_failure(company, exc) from exc
+
+    def progress(event: dict[str, Any]) -> None:
+        if event.get("page", 1) % 10 == 0 or event.get("mode") != "full":
+            context.log.debug("%s %s: page %s, %s rows", company, event.get("entity"), event.get("page"),
+                              event.get("rows_done"))
+
+    context.log.info("%s: landing %d entities (%s)", company, len(entities),
+                     "full refresh" if config.full_refresh else "incremental")
+    try:
+        result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
+                      page_size=config.page_size, progress=progress, run_id=context.run.run_id)
+    except QBOError as exc:
+        if needs_admin(exc):
+            raise admin_failure(company, exc) from exc
+        raise
+    context.log.info("%s: %s", company, json.dumps({k: v for k, v in result.as_dict().items() if k != "entities"}))
+    for entity in entities:
+        yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=entity_metadata(result, entity))

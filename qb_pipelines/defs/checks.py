@@ -1,0 +1,276 @@
+"""Reconciliation and data quality as asset checks: prove what landed against QuickBooks itself.
+
+Thin wrappers: each check calls a plain function of ``sync.reconcile`` or ``sync.quality``, which
+returns a ``CheckOutcome``; a failed check's metadata lists the first mismatching ids and amounts
+(``mismatches``) and says what would fix it (``fix``, usually the full refresh of that partition).
+
+On each landed entity (``qbo/<entity>``, company partitions):
+
+* ``completeness``: rows (active and inactive, not deleted) against QBO's ``COUNT(*)`` and the Id
+  set (name lists and transactions);
+* ``totals``: ``TotalAmt`` and ``Balance`` per id against QBO (transactions);
+* ``quality``: the Great Expectations suite of the table (keys, uniqueness, dates, currency
+  codes, line amounts that add up to the totals).
+
+These read QuickBooks page by page (as many calls as a full load), so the incremental job leaves
+them out; the daily backstop job and the UI run them. Completeness and totals of an entity
+share one pass over its pages.
+
+On the reports (``qbo/report/<report>``, company x month partitions), **blocking**: a report that
+disagrees with the landed books stops anything downstream of it in the run:
+
+* ``receivables`` on AgedReceivables: open invoice balances against AgedReceivables per customer
+  and the BalanceSheet's A/R in total;
+* ``customer_balances`` on CustomerBalance;
+* ``trial_balance`` on TrialBalance: computed from the landed transactions;
+* ``profit_and_loss`` on ProfitAndLoss: income, COGS, expenses and net income computed the same way.
+
+The warehouse holds *today's* balance of each document, so the receivables and customer-balance
+checks compare only the current month's reports; past months pass with "not compared" (their
+as-of balances legitimately differ). Dagster does not group checks; they appear under their
+asset's group, and ``qbo_checks`` names the job and selection that run them all.
+"""
+
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from qb_pipelines.defs.assets import (
+    QBO_POOL,
+    admin_failure,
+    entity_asset_key,
+    needs_admin,
+)
+from qb_pipelines.defs.reports import REPORT_ASSETS, report_asset_key, split_report_partition
+from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
+from qb_pipelines.qbo import registry
+from qb_pipelines.qbo.errors import QBOError
+from qb_pipelines.store import report_tables
+from qb_pipelines.sync import quality, reconcile
+from qb_pipelines.sync import reports as report_mod
+from qb_pipelines.sync.companies import UnknownCompanyError
+from qb_pipelines.sync.reconcile import CheckOutcome
+
+CHECKS_GROUP = "qbo_checks"
+COMPLETENESS = "completeness"
+TOTALS = "totals"
+QUALITY = "quality"
+
+
+def check_result(outcome: CheckOutcome, *, asset_key: dg.AssetKey | None = None,
+                 check_name: str | None = None, **extra: Any) -> dg.AssetCheckResult:
+    """A Dagster check result from a ``CheckOutcome``: figures, mismatches and the fix in metadata."""
+    metadata: dict[str, Any] = {}
+    for key, value in {**outcome.metadata, **extra}.items():
+        if isinstance(value, (dict, list, tuple)):
+            metadata[key] = dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+        elif isinstance(value, (bool, int, float, str)) or value is None:
+            metadata[key] = value if value is not None else ""
+        else:
+            metadata[key] = str(value)
+    metadata["mismatches"] = dg.MetadataValue.json(json.loads(json.dumps(outcome.mismatches, default=str)))
+    metadata["mismatch_count"] = int(outcome.metadata.get("mismatch_count", len(outcome.mismatches)))
+    metadata["fix"] = outcome.fix or "nothing to fix"
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=bool(outcome.passed),
+        description=outcome.description,
+        metadata=metadata,
+    )
+
+
+# ------------------------------------------------------------------------------------- entity checks
+
+
+def _entity_check_specs() -> list[dg.AssetCheckSpec]:
+    specs: list[dg.AssetCheckSpec] = []
+    for ent in registry.ENTITIES:
+        key = entity_asset_key(ent.name)
+        if ent.kind is not registry.Kind.SINGLETON:
+            specs.append(dg.AssetCheckSpec(
+                COMPLETENESS, asset=key, metadata={"group": CHECKS_GROUP},
+                description=f"Every {ent.name} QuickBooks holds (active and inactive) is landed, and nothing else."))
+        if ent.is_transaction:
+            specs.append(dg.AssetCheckSpec(
+                TOTALS, asset=key, metadata={"group": CHECKS_GROUP},
+                description=f"{ent.name} TotalAmt and Balance equal QuickBooks', id by id."))
+        specs.append(dg.AssetCheckSpec(
+            QUALITY, asset=key, metadata={"group": CHECKS_GROUP},
+            description=f"Great Expectations suite of qbo_{ent.name}: keys, uniqueness, dates, currency, line totals."))
+    return specs
+
+
+ENTITY_CHECK_SPECS = _entity_check_specs()
+
+
+def _company(context: dg.AssetCheckExecutionContext) -> str:
+    ctx = context.op_execution_context
+    if not ctx.has_partition_key:
+        raise dg.Failure(description="QuickBooks checks run for one company: pick a company partition")
+    return str(ctx.partition_key)
+
+
+@dg.multi_asset_check(
+    name="qbo_entity_checks",
+    specs=ENTITY_CHECK_SPECS,
+    can_subset=True,
+    pool=QBO_POOL,
+    description="Reconcile landed entities with QuickBooks (counts, ids, amounts) and run their quality suites.",
+)
+def qbo_entity_checks(context: dg.AssetCheckExecutionContext, qbo: QBOConnectionResource,
+                      warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult]:
+    """Completeness, transaction totals and quality suites of the selected entities, one company."""
+    company = _company(context)
+    selected: dict[str, set[str]] = {}
+    for key in context.selected_asset_check_keys:
+        selected.setdefault(registry.get(_entity_of(key.asset_key)).name, set()).add(key.name)
+    engine = warehouse.engine()
+    client = None
+    for ent in registry.ENTITIES:
+        names = selected.get(ent.name)
+        if not names:
+            continue
+        key = entity_asset_key(ent.name)
+        if names & {COMPLETENESS, TOTALS}:
+            try:
+                client = client or qbo.client_for(company)
+                snapshot = reconcile.qbo_snapshot(client, ent.name)
+            except (UnknownCompanyError, QBOError) as exc:
+                if needs_admin(exc):
+                    raise admin_failure(company, exc) from exc
+                raise
+            if COMPLETENESS in names:
+                yield check_result(reconcile.completeness(engine, client, company, ent.name, snapshot=snapshot),
+                                   asset_key=key, check_name=COMPLETENESS)
+            if TOTALS in names:
+                yield check_result(reconcile.transaction_totals(engine, client, company, ent.name, snapshot=snapshot),
+                                   asset_key=key, check_name=TOTALS)
+        if QUALITY in names:
+            yield check_result(quality.run_suite(engine, ent.name, company), asset_key=key, check_name=QUALITY)
+
+
+def _entity_of(asset_key: dg.AssetKey) -> str:
+    from qb_pipelines.defs.assets import ENTITY_BY_KEY
+
+    return ENTITY_BY_KEY[asset_key]
+
+
+# ------------------------------------------------------------------------------------- report checks
+
+
+def _read_report(engine: Any, company: str, report: str, month: str) -> pd.DataFrame | None:
+    frame = report_tables.read_partition(engine, company, report, month)
+    if frame.empty:
+        return None
+    m = report_mod.parse_month(month)
+    # The flattened header is not stored; the partition's month is the report's period.
+    frame.attrs.update(start_period=m.start.isoformat(), end_period=m.end.isoformat())
+    return frame
+
+
+def _not_landed(report: str, company: str, month: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=False,
+        description=f"{report} of {company} for {month} is not landed: nothing to compare",
+        metadata={"fix": f"materialize {report_asset_key(report).to_user_string()} partition {company}|{month}"},
+    )
+
+
+def _current_month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+def _not_compared(report: str, month: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=True,
+        description=(f"{report} {month}: not compared -- the warehouse holds today's balances, which only the "
+                     f"current month's report ({_current_month()}) shows"),
+        metadata={"compared": False, "month": month},
+    )
+
+
+_REPORTS = {report_asset_key(r): a for r, a in zip(report_mod.REPORTS, REPORT_ASSETS, strict=True)}
+
+
+@dg.asset_check(
+    asset=_REPORTS[report_asset_key("AgedReceivables")],
+    name="receivables",
+    blocking=True,
+    additional_deps=[report_asset_key("BalanceSheet")],
+    description="Open invoice balances landed equal AgedReceivables per customer and the balance sheet's A/R.",
+)
+def qbo_receivables_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Landed open receivables against QuickBooks' AgedReceivables and BalanceSheet A/R."""
+    company, month = split_report_partition(context)
+    engine = warehouse.engine()
+    aged = _read_report(engine, company, "AgedReceivables", month)
+    if aged is None:
+        return _not_landed("AgedReceivables", company, month)
+    if month != _current_month():
+        return _not_compared("AgedReceivables", month)
+    balance_sheet = _read_report(engine, company, "BalanceSheet", month)
+    outcome = reconcile.open_receivables(engine, company, aged, balance_sheet,
+                                         as_of=report_mod.parse_month(month).end.isoformat())
+    return check_result(outcome, compared=True, month=month)
+
+
+@dg.asset_check(
+    asset=_REPORTS[report_asset_key("CustomerBalance")],
+    name="customer_balances",
+    blocking=True,
+    description="Landed customer balances equal QuickBooks' CustomerBalance report.",
+)
+def qbo_customer_balances_check(context: dg.AssetCheckExecutionContext,
+                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """``qbo_customer.balance`` per customer against CustomerBalance (current month)."""
+    company, month = split_report_partition(context)
+    engine = warehouse.engine()
+    frame = _read_report(engine, company, "CustomerBalance", month)
+    if frame is None:
+        return _not_landed("CustomerBalance", company, month)
+    if month != _current_month():
+        return _not_compared("CustomerBalance", month)
+    return check_result(reconcile.customer_balances(engine, company, frame), compared=True, month=month)
+
+
+@dg.asset_check(
+    asset=_REPORTS[report_asset_key("TrialBalance")],
+    name="trial_balance",
+    blocking=True,
+    description="A trial balance computed from the landed transactions equals QuickBooks' TrialBalance.",
+)
+def qbo_trial_balance_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Debit-positive balance per account from landed postings against TrialBalance at month end."""
+    company, month = split_report_partition(context)
+    engine = warehouse.engine()
+    frame = _read_report(engine, company, "TrialBalance", month)
+    if frame is None:
+        return _not_landed("TrialBalance", company, month)
+    return check_result(reconcile.trial_balance(engine, company, frame), compared=True, month=month)
+
+
+@dg.asset_check(
+    asset=_REPORTS[report_asset_key("ProfitAndLoss")],
+    name="profit_and_loss",
+    blocking=True,
+    description="Income, COGS, expenses and net income from the landed transactions equal QuickBooks' P&L.",
+)
+def qbo_profit_and_loss_check(context: dg.AssetCheckExecutionContext,
+                              warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """P&L totals and accounts from landed postings against ProfitAndLoss for the month."""
+    company, month = split_report_partition(context)
+    engine = warehouse.engine()
+    frame = _read_report(engine, company, "ProfitAndLoss", month)
+    if frame is None:
+        return _not_landed("ProfitAndLoss", company, month)
+    return check_result(reconcile.profit_and_loss(engine, company, frame), compared=True, month=month)
+
+
+REPORT_CHECKS = [qbo_receivables_check, qbo_customer_balances_check, qbo_trial_balance_check,
+                 qbo_profit_and_loss_check]

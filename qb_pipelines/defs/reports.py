@@ -1,0 +1,120 @@
+"""QuickBooks' financial reports as assets: one per report, partitioned by company and month.
+
+``qbo/report/profit_and_loss``, ``balance_sheet``, ``trial_balance``, ``aged_receivables`` and
+``customer_balance`` (group ``qbo_reports``): each partition asks QuickBooks for one month of one
+company (one API call, ``sync.reports.fetch_month``), flattens the nested report into tidy rows
+with pandas (``sync.reports.flatten``) and replaces that (company, report, month) partition of
+``qbo_report_row`` atomically (``store.report_tables.replace_partition``).
+
+They depend on the landed entities the reconciliation checks compare them with, so the lineage
+shows which tables a report proves. Re-materializing months touched by a sync (a month-end
+adjustment dated in March re-runs March) is the job of ``qbo_report_refresh_sensor``, which reads
+the ``touched_months`` the landing run recorded; an automation condition could not do it,
+because the raw assets are partitioned by company only, so any change would mark every month of
+that company stale.
+"""
+
+
+import dagster as dg
+
+from qb_pipelines.defs.assets import (
+    QBO_POOL,
+    QBO_RETRY_POLICY,
+    admin_failure,
+    entity_asset_key,
+    needs_admin,
+)
+from qb_pipelines.defs.partitions import COMPANY_DIMENSION, MONTH_DIMENSION, qbo_company_month_partitions
+from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
+from qb_pipelines.qbo.errors import QBOError
+from qb_pipelines.store import report_tables
+from qb_pipelines.store.warehouse import snake
+from qb_pipelines.sync import reports as report_mod
+from qb_pipelines.sync.companies import UnknownCompanyError
+from qb_pipelines.sync.reconcile import POSTING_ENTITIES
+
+REPORTS_GROUP = "qbo_reports"
+
+#: The landed entities each report is reconciled with (its lineage).
+_LEDGER = ("Account", "Item", *POSTING_ENTITIES)
+_RECEIVABLES = ("Customer", "Invoice", "Payment", "CreditMemo", "JournalEntry")
+REPORT_DEPS: dict[str, tuple[str, ...]] = {
+    "ProfitAndLoss": _LEDGER,
+    "BalanceSheet": _LEDGER,
+    "TrialBalance": _LEDGER,
+    "AgedReceivables": _RECEIVABLES,
+    "CustomerBalance": ("Customer",),
+}
+
+_DESCRIPTIONS = {
+    "ProfitAndLoss": "Income, cost of goods sold and expenses of the month (accrual basis).",
+    "BalanceSheet": "Assets, liabilities and equity as of the month's last day (accrual basis).",
+    "TrialBalance": "Debit and credit balance of every account as of the month's last day.",
+    "AgedReceivables": "Open customer balances aged as of the month's last day.",
+    "CustomerBalance": "Each customer's open balance as of the month's last day.",
+}
+
+
+def report_asset_key(report: str) -> dg.AssetKey:
+    """``qbo/report/<snake_case name>`` (``qbo/report/profit_and_loss``)."""
+    return dg.AssetKey(["qbo", "report", snake(report)])
+
+
+REPORT_BY_KEY: dict[dg.AssetKey, str] = {report_asset_key(r): r for r in report_mod.REPORTS}
+
+
+def split_report_partition(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[str, str]:
+    """``(company, month)`` of the run's report partition."""
+    ctx = context.op_execution_context if isinstance(context, dg.AssetCheckExecutionContext) else context
+    if not ctx.has_partition_key:
+        raise dg.Failure(description="report assets and their checks run for one (company, month) partition")
+    key = ctx.partition_key
+    if isinstance(key, dg.MultiPartitionKey):
+        dims = key.keys_by_dimension
+    else:
+        dims = dict(zip(sorted((COMPANY_DIMENSION, MONTH_DIMENSION)), str(key).split("|"), strict=True))
+    return dims[COMPANY_DIMENSION], dims[MONTH_DIMENSION]
+
+
+def _build_report_asset(report: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=report_asset_key(report),
+        group_name=REPORTS_GROUP,
+        kinds={"quickbooks", "sql", "pandas"},
+        partitions_def=qbo_company_month_partitions,
+        deps=[entity_asset_key(e) for e in REPORT_DEPS[report]],
+        pool=QBO_POOL,
+        retry_policy=QBO_RETRY_POLICY,
+        description=f"QuickBooks {report}: {_DESCRIPTIONS[report]} Tidy rows in `qbo_report_row`.",
+        metadata={"qbo_report": report, "table": report_tables.report_row.name},
+    )
+    def _report(context: dg.AssetExecutionContext, qbo: QBOConnectionResource,
+                warehouse: WarehouseResource) -> dg.MaterializeResult:
+        company, month = split_report_partition(context)
+        try:
+            client = qbo.client_for(company)
+            report_json = report_mod.fetch_month(client, report, month)
+        except (UnknownCompanyError, QBOError) as exc:
+            if needs_admin(exc):
+                raise admin_failure(company, exc) from exc
+            raise
+        frame = report_mod.flatten(report_json)
+        written = report_tables.replace_partition(warehouse.engine(), company, report, month, frame)
+        header = report_json.get("Header") or {}
+        return dg.MaterializeResult(
+            metadata={
+                "company": company,
+                "month": month,
+                "report_period": f"{header.get('StartPeriod', '')}..{header.get('EndPeriod', '')}",
+                "rows_inserted": written["inserted"],
+                "rows_replaced": written["deleted"],
+                "api_calls": client.stats.api_calls,
+                "dagster/row_count": written["inserted"],
+            }
+        )
+
+    return _report
+
+
+REPORT_ASSETS: list[dg.AssetsDefinition] = [_build_report_asset(r) for r in report_mod.REPORTS]
+"""One asset per report of :data:`qb_pipelines.sync.reports.REPORTS`."""

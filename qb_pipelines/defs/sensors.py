@@ -1,0 +1,169 @@
+"""Sensors: company partitions, webhook-driven syncs and report months to refresh.
+
+* ``qbo_company_partitions_sensor`` keeps one ``qbo_company`` partition per connected company. It
+  only ever adds: a disconnected (or switched-away) company keeps its partition, and with it the
+  history of its materializations and checks.
+* ``qbo_webhook_sensor`` drains the webhook inbox (stored by the web app's intake) by sequence
+  number, every few seconds, into incremental runs targeted at the companies and entities the
+  events name. Webhooks are hints, CDC is the truth: the run does not apply the event, it runs
+  CDC for those entities from their cursors, so a lost, duplicated or out-of-order event changes
+  nothing but when the sync happens. ``run_key``\\ s make a re-evaluated tick idempotent.
+* ``qbo_report_refresh_sensor`` reads the ``touched_months`` that landing runs record on their
+  transaction materializations and re-materializes those (company, month) report partitions:
+  a month-end adjustment booked late re-runs that month's reports.
+"""
+
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import dagster as dg
+
+from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
+from qb_pipelines.defs.jobs import qbo_incremental_job, qbo_reports_job
+from qb_pipelines.defs.partitions import (
+    QBO_COMPANY_PARTITIONS_NAME,
+    qbo_company_partitions,
+    qbo_month_partitions,
+    report_partition_key,
+)
+from qb_pipelines.defs.resources import QBOConnectionResource
+from qb_pipelines.qbo import registry
+from qb_pipelines.store.db import session_factory
+from qb_pipelines.sync import companies as company_mod
+
+#: Webhook events drained per tick; the sensor runs again a few seconds later for the rest.
+WEBHOOK_BATCH = 1000
+#: Materialization records read per asset per tick by the report sensor.
+REPORT_SENSOR_BATCH = 500
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Add a qbo_company partition for every connected QuickBooks company (never removes).")
+def qbo_company_partitions_sensor(context: dg.SensorEvaluationContext,
+                                  qbo: QBOConnectionResource) -> dg.SensorResult | dg.SkipReason:
+    """Keep the company partitions in step with the connections store."""
+    existing = set(context.instance.get_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME))
+    new = [k for k in company_mod.keys(qbo.companies()) if k not in existing]
+    if not new:
+        return dg.SkipReason(f"{len(existing)} company partitions, all connected companies have one")
+    context.log.info("adding company partitions: %s", ", ".join(new))
+    return dg.SensorResult(dynamic_partitions_requests=[qbo_company_partitions.build_add_request(new)])
+
+
+# --------------------------------------------------------------------------------------- webhooks
+
+
+def _field(event: Any, name: str) -> Any:
+    return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
+
+
+def _webhook_inbox(qbo: QBOConnectionResource) -> Any:
+    # Imported here: the inbox lives in store/ and is read only by this sensor.
+    from qb_pipelines.store.webhook_inbox import WebhookInbox
+
+    return WebhookInbox(session_factory(qbo.store().engine))
+
+
+@dg.sensor(job=qbo_incremental_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Turn stored QuickBooks webhooks into targeted incremental runs (CDC is the truth).")
+def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionResource) -> dg.SensorResult:
+    """Drain the webhook inbox after the cursor into one incremental run per company touched.
+
+    The cursor is the last inbox sequence number handled. Events of companies that are not
+    connected (anymore) are dropped: their next connection starts with a full load anyway.
+    """
+    after = int(context.cursor or 0)
+    events = list(_webhook_inbox(qbo).drain(after, WEBHOOK_BATCH))
+    if not events:
+        return dg.SensorResult(skip_reason=f"no webhook event after #{after}", cursor=str(after))
+    last = max(int(_field(e, "seq")) for e in events)
+    touched: dict[str, set[str]] = defaultdict(set)
+    seqs: dict[str, list[int]] = defaultdict(list)
+    by_realm: dict[str, list[company_mod.Company]] = {}
+    store = qbo.store()
+    for event in events:
+        realm = str(_field(event, "realm_id") or "")
+        entity = registry.find(str(_field(event, "entity") or ""))
+        if not realm or entity is None:
+            continue  # an entity we do not land: nothing to sync
+        if realm not in by_realm:
+            by_realm[realm] = company_mod.companies_for_realm(store, realm)
+        for company in by_realm[realm]:
+            touched[company.key].add(entity.name)
+            seqs[company.key].append(int(_field(event, "seq")))
+    existing = set(context.instance.get_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME))
+    missing = sorted(k for k in touched if k not in existing)
+    requests = [
+        dg.RunRequest(
+            # one run per company and drained range: a re-evaluated tick requests nothing twice
+            run_key=f"webhook:{key}:{min(seqs[key])}-{max(seqs[key])}",
+            partition_key=key,
+            asset_selection=[entity_asset_key(e) for e in sorted(touched[key])],
+            tags={COMPANY_TAG: key, "qbo/trigger": "webhook", "qbo/entities": ",".join(sorted(touched[key]))},
+        )
+        for key in sorted(touched)
+    ]
+    context.log.info("webhook events #%d..#%d: %d runs", after + 1, last, len(requests))
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=str(last),
+        dynamic_partitions_requests=[qbo_company_partitions.build_add_request(missing)] if missing else None,
+        skip_reason=None if requests else f"events #{after + 1}..#{last} name no connected company",
+    )
+
+
+# ---------------------------------------------------------------------------------- report months
+
+
+_TRANSACTION_KEYS = [entity_asset_key(e.name) for e in registry.ENTITIES if e.is_transaction]
+
+
+@dg.sensor(job=qbo_reports_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Re-materialize the report months a sync touched (late month-end adjustments).")
+def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Request the report partitions of every (company, month) a landing run changed.
+
+    The cursor is the last event-log storage id read; each run's months are requested once
+    (``run_key`` = company, month and the landing run).
+    """
+    after = int(context.cursor or 0)
+    valid_months = set(qbo_month_partitions.get_partition_keys())
+    months: dict[tuple[str, str], str] = {}
+    newest = after
+    ceiling: int | None = None
+    for key in _TRANSACTION_KEYS:
+        result = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=REPORT_SENSOR_BATCH, ascending=True)
+        for record in result.records:
+            newest = max(newest, record.storage_id)
+            mat = record.asset_materialization
+            value = mat.metadata.get("touched_months") if mat is not None else None
+            if value is None or record.partition_key is None:
+                continue
+            listed = value.value if hasattr(value, "value") else value
+            if isinstance(listed, str):
+                listed = json.loads(listed)
+            for month in listed or []:
+                if month in valid_months:
+                    months.setdefault((record.partition_key, month), record.run_id)
+        if result.has_more and result.records:
+            # more of this asset's records wait: do not move the cursor past what was not read
+            last_read = result.records[-1].storage_id
+            ceiling = last_read if ceiling is None else min(ceiling, last_read)
+    cursor = min(newest, ceiling) if ceiling is not None else newest
+    requests = [
+        dg.RunRequest(
+            run_key=f"reports:{company}:{month}:{run_id}",
+            partition_key=report_partition_key(company, month),
+            tags={COMPANY_TAG: company, "qbo/trigger": "touched_month", "qbo/month": month},
+        )
+        for (company, month), run_id in sorted(months.items())
+    ]
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=str(cursor),
+        skip_reason=None if requests else "no landing run touched a report month",
+    )
+

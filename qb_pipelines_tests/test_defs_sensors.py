@@ -1,0 +1,168 @@
+"""Sensors and schedules evaluated on a real temporary Dagster instance and a real store.
+
+No emulator is needed: connections are saved in the store with tokens the sensors never use,
+and webhook events are stored in the real inbox as the web app's intake stores them.
+"""
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
+from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
+from qb_pipelines.defs.resources import QBOConnectionResource
+from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
+from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
+from qb_pipelines.qbo.oauth import TokenSet
+from qb_pipelines.qbo.webhooks import WebhookEvent
+from qb_pipelines.store.connections import ConnectionStore
+from qb_pipelines.store.crypto import SecretBox, generate_key
+from qb_pipelines.store.db import make_engine, migrate, session_factory
+from qb_pipelines.store.webhook_inbox import WebhookInbox, delivery_sha
+from qb_pipelines.sync.companies import company_key
+
+
+class World:
+    """A store with connected tenants, the QBO resource over it, and a Dagster instance."""
+
+    def __init__(self, url: str, instance: dg.DagsterInstance) -> None:
+        engine = make_engine(url)
+        migrate(engine)
+        self.engine, self.instance = engine, instance
+        key = generate_key()
+        self.store = ConnectionStore(session_factory(engine), SecretBox(key))
+        self.inbox = WebhookInbox(session_factory(engine))
+        self.qbo = QBOConnectionResource(database_url=url, fernet_key=key, client_id="emulator-client-id",
+                                         client_secret="emulator-client-secret", environment="emulator",
+                                         emulator_url="http://127.0.0.1:1")
+
+    def connect(self, realm: str | None = None) -> tuple[str, str]:
+        tenant, realm = f"t{secrets.token_hex(3)}", realm or str(9130000000 + secrets.randbelow(10**6))
+        self.store.ensure_tenant(tenant, f"Tenant {tenant}")
+        now = datetime.now(UTC)
+        tokens = TokenSet("access", "refresh", now + timedelta(hours=1), now + timedelta(days=100), realm_id=realm)
+        self.store.save_tokens_on_connect(tenant, "emulator", realm, "Co", "demo@example.com", "D", "U", tokens)
+        return tenant, realm
+
+    def sensor(self, sensor: dg.SensorDefinition, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
+        ctx = dg.build_sensor_context(instance=self.instance, cursor=cursor, resources={"qbo": self.qbo})
+        return sensor(ctx)
+
+    def event(self, realm: str, entity: str, entity_id: str, event_id: str | None = None) -> None:
+        event = WebhookEvent(realm, entity, entity_id, "Update", datetime.now(UTC).isoformat(),
+                             event_id=event_id or secrets.token_hex(8))
+        self.inbox.add_events([event], delivery_sha=delivery_sha(secrets.token_bytes(8)))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with dg.instance_for_test() as instance:  # has an instance ref, as schedule contexts need
+        w = World(f"sqlite:///{tmp_path / 'qb.sqlite'}", instance)
+        yield w
+        w.engine.dispose()
+
+
+def _partitions(world: World) -> set[str]:
+    return set(world.instance.get_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME))
+
+
+def _apply(world: World, result: dg.SensorResult) -> None:
+    for request in result.dynamic_partitions_requests or []:
+        world.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def test_partition_sensor_adds_connected_companies_and_never_removes(world: World) -> None:
+    (t1, r1), (t2, r2) = world.connect(), world.connect()
+    world.store.ensure_tenant("never", "Never Connected")
+    result = world.sensor(qbo_company_partitions_sensor)
+    assert isinstance(result, dg.SensorResult)
+    (request,) = result.dynamic_partitions_requests
+    assert request.partitions_def_name == QBO_COMPANY_PARTITIONS_NAME
+    assert set(request.partition_keys) == {company_key(t1, r1), company_key(t2, r2)}
+    _apply(world, result)
+    assert isinstance(world.sensor(qbo_company_partitions_sensor), dg.SkipReason)
+
+    world.store.disconnect(t1)  # a disconnected company keeps its partition and its history
+    assert isinstance(world.sensor(qbo_company_partitions_sensor), dg.SkipReason)
+    assert company_key(t1, r1) in _partitions(world)
+
+
+def test_webhook_sensor_turns_inbox_events_into_one_targeted_run_per_company(world: World) -> None:
+    (t1, r1), (t2, r2) = world.connect(), world.connect()
+    k1, k2 = company_key(t1, r1), company_key(t2, r2)
+    world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [k1])  # k2: not yet a partition
+    world.event(r1, "Invoice", "12", event_id="ce-1")
+    world.event(r1, "Customer", "3")
+    world.event(r2, "Payment", "7")
+    world.event("999", "Invoice", "1")  # a company nobody here is connected to: dropped
+
+    result = world.sensor(qbo_webhook_sensor)
+    assert isinstance(result, dg.SensorResult)
+    runs = {r.partition_key: r for r in result.run_requests}
+    assert set(runs) == {k1, k2}
+    assert set(runs[k1].asset_selection) == {entity_asset_key("Invoice"), entity_asset_key("Customer")}
+    assert runs[k2].asset_selection == [entity_asset_key("Payment")]
+    assert runs[k1].tags[COMPANY_TAG] == k1 and runs[k1].tags["qbo/trigger"] == "webhook"
+    assert runs[k1].run_key and runs[k1].run_key != runs[k2].run_key
+    assert result.cursor == str(world.inbox.latest_seq())
+    # the company without a partition gets one in the same tick, so its run can launch
+    (added,) = result.dynamic_partitions_requests
+    assert list(added.partition_keys) == [k2]
+
+    # the same tick evaluated again yields the same run keys: Dagster launches them once
+    again = world.sensor(qbo_webhook_sensor)
+    assert {r.run_key for r in again.run_requests} == {r.run_key for r in result.run_requests}
+
+    # nothing new after the cursor; a duplicate delivery of an event already stored adds nothing
+    world.event(r1, "Invoice", "12", event_id="ce-1")
+    after = world.sensor(qbo_webhook_sensor, cursor=result.cursor)
+    assert not after.run_requests and after.cursor == result.cursor
+
+    world.event(r1, "Invoice", "13")
+    later = world.sensor(qbo_webhook_sensor, cursor=result.cursor)
+    (run,) = later.run_requests
+    assert run.partition_key == k1 and run.asset_selection == [entity_asset_key("Invoice")]
+    assert run.run_key not in {r.run_key for r in result.run_requests}
+    assert int(later.cursor) > int(result.cursor)
+
+
+def test_schedules_request_one_run_per_connected_company_with_its_tag(world: World) -> None:
+    (t1, r1), (t2, r2), (t3, r3) = world.connect(), world.connect(), world.connect()
+    keys = {company_key(t, r) for t, r in ((t1, r1), (t2, r2), (t3, r3))}
+    world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, sorted(keys))
+    world.store.disconnect(t3)
+    when = datetime(2026, 11, 21, 12, 5, tzinfo=UTC)
+    ctx = dg.build_schedule_context(instance=world.instance, scheduled_execution_time=when,
+                                    resources={"qbo": world.qbo})
+    requests = [r for r in qbo_poll_schedule(ctx) if isinstance(r, dg.RunRequest)]
+    assert {r.partition_key for r in requests} == {company_key(t1, r1), company_key(t2, r2)}
+    assert all(r.tags[COMPANY_TAG] == r.partition_key for r in requests)
+    assert len({r.run_key for r in requests}) == 2
+
+    weekly = [r for r in qbo_weekly_full_refresh_schedule(ctx) if isinstance(r, dg.RunRequest)]
+    assert {r.partition_key for r in weekly} == {company_key(t1, r1), company_key(t2, r2)}
+
+    token = qbo_token_refresh_schedule(dg.build_schedule_context(instance=world.instance,
+                                                                 scheduled_execution_time=when))
+    assert isinstance(token, dg.RunRequest)
+
+
+def test_report_sensor_requests_the_months_a_sync_touched(world: World) -> None:
+    tenant, realm = world.connect()
+    key = company_key(tenant, realm)
+    world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
+    world.instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=entity_asset_key("JournalEntry"), partition=key,
+        metadata={"touched_months": dg.MetadataValue.json(["2026-03", "2026-10", "1999-01"])}))
+    world.instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=entity_asset_key("Customer"), partition=key, metadata={"rows_inserted": 1}))
+
+    result = world.sensor(qbo_report_refresh_sensor)
+    keys = {str(r.partition_key) for r in result.run_requests}
+    assert keys == {f"{key}|2026-03", f"{key}|2026-10"}  # months before the partitions start are ignored
+    assert all(r.tags[COMPANY_TAG] == key for r in result.run_requests)
+    assert not world.sensor(qbo_report_refresh_sensor, cursor=result.cursor).run_requests
