@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -67,6 +68,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _json(response: requests.Response) -> Any:
+    """Decode a JSON body with orjson: a 1000-invoice page is ~1.6 MB, and the standard json
+    module was about a third of the landing CPU."""
+    return orjson.loads(response.content)
 
 MINORVERSION = "75"
 #: QBO's most rows per query page (MAXRESULTS).
@@ -405,7 +412,7 @@ class QBOClient:
             self.stats.add(writes=1)
 
     def _get_json(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self._request("GET", path, kind="read", params=params).json()
+        return _json(self._request("GET", path, kind="read", params=params))
 
     def _write(self, entity: str, body: dict[str, Any], *, params: dict[str, Any] | None = None,
                requestid: str | None = None) -> dict[str, Any]:
@@ -414,7 +421,7 @@ class QBOClient:
             "POST", name.lower(), kind="write", params=params, json=body, content_type="application/json",
             requestid=requestid or uuid.uuid4().hex,
         )
-        return _unwrap(resp.json(), name)
+        return _unwrap(_json(resp), name)
 
     # ------------------------------------------------------------------------------ entities
     def read(self, entity: str, id: str) -> dict[str, Any]:
@@ -476,7 +483,7 @@ class QBOClient:
         """
         resp = self._request("POST", "query", kind="read", data=statement.encode("utf-8"),
                              content_type="application/text")
-        return resp.json().get("QueryResponse") or {}
+        return _json(resp).get("QueryResponse") or {}
 
     def query_pages(self, entity: str, where: str | None = None, order_by: str | None = None,
                     page_size: int = MAX_PAGE) -> Iterator[list[dict[str, Any]]]:
@@ -641,7 +648,7 @@ class QBOClient:
                 requestid=uuid.uuid4().hex, reads=queries, writes=len(chunk) - queries,
             )
             tid = resp.headers.get("intuit_tid")
-            by_bid = {str(r.get("bId")): r for r in resp.json().get("BatchItemResponse") or []}
+            by_bid = {str(r.get("bId")): r for r in _json(resp).get("BatchItemResponse") or []}
             for bid in bids:
                 answer = by_bid.get(bid)
                 if answer is None:
