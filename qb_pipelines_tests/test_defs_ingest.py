@@ -33,7 +33,7 @@ from qb_pipelines.store.crypto import SecretBox, generate_key
 from qb_pipelines.store.db import make_engine, migrate, session_factory
 from qb_pipelines.store.warehouse import tables_for
 from qb_pipelines.sync.companies import company_key
-from qb_pipelines_tests.test_warehouse_schema import throwaway_postgres
+from qb_pipelines_tests.databases import throwaway_database
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +104,8 @@ def _env(url: str, emulator: RunningEmulator) -> Iterator[Env]:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def env(request: pytest.FixtureRequest, emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[Env]:
-    if request.param == "sqlite":
-        yield from _env(f"sqlite:///{tmp_path_factory.mktemp('defs') / 'qb.sqlite'}", emulator)
-        return
-    with throwaway_postgres() as url:
-        yield from _env(url.render_as_string(hide_password=False), emulator)
+    with throwaway_database(request.param, tmp_path_factory.mktemp("defs")) as url:
+        yield from _env(url, emulator)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine
 from qb_pipelines.store.warehouse import LINK_ENTITIES, WarehouseWriter, create_tables, tables_for
 from qb_pipelines.sync.ingest import MODE_FULL, MODE_FULL_EXPIRED, MODE_INCREMENTAL, land
-from qb_pipelines_tests.test_warehouse_schema import throwaway_postgres
+from qb_pipelines_tests.databases import throwaway_database
 
 DAY = 86400
 
@@ -37,17 +37,13 @@ DAY = 86400
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A warehouse of each dialect, shared by the module's tests (each test has its own company key)."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('ingest') / 'warehouse.sqlite'}")
-        create_tables(eng)
-        yield eng
-        eng.dispose()
-        return
-    with throwaway_postgres() as url:
+    with throwaway_database(request.param, tmp_path_factory.mktemp("ingest")) as url:
         eng = make_engine(url)
-        create_tables(eng)
-        yield eng
-        eng.dispose()
+        try:
+            create_tables(eng)
+            yield eng
+        finally:
+            eng.dispose()
 
 
 class EmulatorTokens:

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,42 +31,18 @@ from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.connections import ConnectionState, ConnectionStore
 from qb_pipelines.store.crypto import SecretBox, generate_key
-from qb_pipelines.store.db import make_engine, migrate, normalize_url, session_factory
+from qb_pipelines.store.db import make_engine, migrate, session_factory
 from qb_pipelines.store.models import Connection, Tenant
+from qb_pipelines_tests.databases import throwaway_database
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 PROCESSES = 5
 REPO = Path(__file__).resolve().parents[1]
 
 
-@contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A fresh PostgreSQL database on QB_TEST_POSTGRES_URL's server, dropped afterwards."""
-    admin_url = normalize_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"qbp_refresh_{secrets.token_hex(5)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: {exc.orig}. "
-                    "Start it (`make test` does) or point QB_TEST_POSTGRES_URL at a PostgreSQL you can use.")
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
-    else:
-        with throwaway_postgres() as url:
-            yield url
+    with throwaway_database(request.param, tmp_path, "qbp_refresh") as url:
+        yield url
 
 
 def _access_tokens_minted(running: RunningEmulator, realm: str) -> int:

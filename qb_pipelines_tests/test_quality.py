@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from qb_pipelines.qbo import registry
 from qb_pipelines.sync import quality
-from qb_pipelines_tests.test_reconcile import COMPANY, DemoCompany, Landed, database, demo_company, land_demo
+from qb_pipelines_tests.databases import migrated_engine
+from qb_pipelines_tests.test_reconcile import COMPANY, DemoCompany, Landed, demo_company, land_demo
 
 LINED = ("Invoice", "Estimate", "SalesReceipt", "CreditMemo", "RefundReceipt", "Payment", "Bill", "BillPayment",
          "VendorCredit", "Purchase", "Deposit", "JournalEntry")
@@ -29,7 +30,7 @@ def company() -> Iterator[DemoCompany]:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def landed(request: pytest.FixtureRequest, company: DemoCompany, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Landed]:
-    with database(request.param, tmp_path_factory.mktemp("quality"), "quality") as engine:
+    with migrated_engine(request.param, tmp_path_factory.mktemp("quality"), "qbp_quality") as engine:
         yield land_demo(company, engine)
 
 
@@ -97,7 +98,7 @@ def test_unbalanced_journal_entry_fails(landed: Landed) -> None:
 def test_invalid_date_text_is_reported_not_crashed_on(tmp_path_factory: pytest.TempPathFactory,
                                                        company: DemoCompany) -> None:
     """SQLite stores dates as text: a malformed one must reach the expectation."""
-    with database("sqlite", tmp_path_factory.mktemp("quality_dates"), "dates") as engine:
+    with migrated_engine("sqlite", tmp_path_factory.mktemp("quality_dates"), "qbp_dates") as engine:
         land_demo(company, engine)
         with engine.begin() as conn:
             ident = conn.execute(sa.text("SELECT MIN(id) FROM qbo_invoice")).scalar_one()

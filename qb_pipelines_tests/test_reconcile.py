@@ -6,19 +6,16 @@ migrated SQLite file and a throwaway PostgreSQL database. Each tamper test chang
 inside a transaction, runs the check on that connection and rolls back, so the load stays
 faithful for the next test.
 
-The helpers here (emulator company, token source, throwaway PostgreSQL, landing) are shared with
+The helpers here (emulator company, token source, landing) are shared with
 ``test_quality`` and ``test_sync_reports``.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pytest
 import requests
@@ -30,12 +27,11 @@ from qb_pipelines.emulator.seed import seed_demo_company
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.qbo.environments import environment
-from qb_pipelines.store.db import make_engine, migrate, normalize_url
 from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync import reconcile, reports
 from qb_pipelines.sync.ingest import land
+from qb_pipelines_tests.databases import migrated_engine
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 COMPANY = "demo-co"
 
 
@@ -91,47 +87,6 @@ def demo_company() -> Iterator[DemoCompany]:
         running.stop()
 
 
-@contextmanager
-def throwaway_postgres(prefix: str) -> Iterator[str]:
-    """A fresh PostgreSQL database on QB_TEST_POSTGRES_URL's server, dropped afterwards."""
-    admin_url = normalize_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"qbp_{prefix}_{secrets.token_hex(5)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: {exc.orig}. "
-                    "Start it (`make test` does) or point QB_TEST_POSTGRES_URL at a PostgreSQL you can use.")
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@contextmanager
-def database(dialect: str, tmp_dir: Path, prefix: str) -> Iterator[Engine]:
-    """A migrated (0001..0003) warehouse engine on SQLite or a throwaway PostgreSQL."""
-    if dialect == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_dir / f'{prefix}.sqlite'}")
-        migrate(engine)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-    else:
-        with throwaway_postgres(prefix) as url:
-            engine = make_engine(url)
-            migrate(engine)
-            try:
-                yield engine
-            finally:
-                engine.dispose()
-
-
 @dataclass
 class Landed:
     """A demo company landed in a warehouse, with the latest month's reports fetched."""
@@ -174,7 +129,7 @@ def company() -> Iterator[DemoCompany]:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def landed(request: pytest.FixtureRequest, company: DemoCompany, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Landed]:
-    with database(request.param, tmp_path_factory.mktemp("reconcile"), "reconcile") as engine:
+    with migrated_engine(request.param, tmp_path_factory.mktemp("reconcile"), "qbp_reconcile") as engine:
         yield land_demo(company, engine)
 
 

@@ -6,31 +6,20 @@ and browser tests really ran. Each failure says how to provide the service.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from qb_pipelines_tests.databases import postgres_admin_url, throwaway_postgres
+
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def postgres_url() -> sa.URL:
-    """``QB_TEST_POSTGRES_URL`` with an explicit psycopg2 driver.
-
-    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; the project ships psycopg2.
-    """
-    url = sa.make_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg2")
-    return url
 
 
 @pytest.mark.postgres
 def test_postgres_answers() -> None:
-    url = postgres_url()
+    url = postgres_admin_url()
     engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
     try:
         with engine.connect() as conn:
@@ -74,28 +63,18 @@ def test_playwright_drives_the_system_chromium() -> None:
 @pytest.mark.postgres
 def test_deployment_dagster_yaml_stores_runs_in_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The top-level dagster.yaml gives a working PostgreSQL instance from DAGSTER_PG_* alone."""
-    import secrets
     import shutil
 
     import dagster as dg
 
-    url = postgres_url()
-    db_name = f"qb_dagster_yaml_{secrets.token_hex(4)}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{db_name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at {url.render_as_string(hide_password=True)}: {exc.orig}")
-    try:
+    with throwaway_postgres("qb_dagster_yaml") as url:
         shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", tmp_path / "dagster.yaml")
         for key, value in {
             "DAGSTER_PG_HOST": url.host or "127.0.0.1",
             "DAGSTER_PG_PORT": str(url.port or 5432),
             "DAGSTER_PG_USER": url.username or "postgres",
             "DAGSTER_PG_PASSWORD": url.password or "",
-            "DAGSTER_PG_DB": db_name,
+            "DAGSTER_PG_DB": url.database or "",
         }.items():
             monkeypatch.setenv(key, value)
         with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
@@ -109,7 +88,3 @@ def test_deployment_dagster_yaml_stores_runs_in_postgres(tmp_path: Path, monkeyp
             result = dg.materialize([probe], instance=instance)
             assert result.success
             assert instance.get_runs_count() == 1
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        admin.dispose()

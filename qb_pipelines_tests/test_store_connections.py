@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,11 +36,11 @@ from qb_pipelines.store.connections import (
     ConnectKind,
 )
 from qb_pipelines.store.crypto import DecryptionError, MissingKeyError, SecretBox, generate_key, load_key
-from qb_pipelines.store.db import VERSION_TABLE, make_engine, migrate, normalize_url, session_factory
+from qb_pipelines.store.db import VERSION_TABLE, make_engine, session_factory
 from qb_pipelines.store.models import Base, Connection
 from qb_pipelines.store.settings import SettingsError, validate_settings
+from qb_pipelines_tests.databases import migrated_engine
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 KEY = generate_key()
 INCOME = {"default_income_account_id": "79", "default_income_account_name": "Sales of Product Income"}
 
@@ -49,43 +48,11 @@ INCOME = {"default_income_account_id": "79", "default_income_account_name": "Sal
 # ---------------------------------------------------------------------------------------- databases
 
 
-@contextmanager
-def throwaway_postgres() -> Iterator[sa.URL]:
-    """A fresh PostgreSQL database on QB_TEST_POSTGRES_URL's server, dropped afterwards."""
-    admin_url = normalize_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"qbp_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: {exc.orig}. "
-            "Start it (`make test` does) or point QB_TEST_POSTGRES_URL at a PostgreSQL you can use."
-        )
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated store database of each dialect, shared by the module's tests (keys are unique)."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.sqlite'}")
-        migrate(eng)
+    with migrated_engine(request.param, tmp_path_factory.mktemp("store")) as eng:
         yield eng
-        eng.dispose()
-    else:
-        with throwaway_postgres() as url:
-            eng = make_engine(url)
-            migrate(eng)
-            yield eng
-            eng.dispose()
 
 
 @pytest.fixture

@@ -4,13 +4,10 @@ ship with the package."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -22,8 +19,8 @@ from sqlalchemy.engine import Engine
 
 from qb_pipelines.store import db
 from qb_pipelines.store.models import Base
+from qb_pipelines_tests.databases import throwaway_postgres
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 STORE_TABLES = {
     "qb_tenants",
     "qb_connections",
@@ -33,33 +30,6 @@ STORE_TABLES = {
     "qb_api_usage",
     "qb_connection_events",
 }
-
-
-def _postgres_admin_url() -> sa.URL:
-    return db.normalize_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-
-
-@contextmanager
-def throwaway_postgres() -> Iterator[sa.URL]:
-    """A fresh PostgreSQL database on QB_TEST_POSTGRES_URL's server, dropped afterwards."""
-    admin_url = _postgres_admin_url()
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"qbp_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: {exc.orig}. "
-            "Start it (`make test` does) or point QB_TEST_POSTGRES_URL at a PostgreSQL you can use."
-        )
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

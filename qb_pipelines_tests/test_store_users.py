@@ -3,18 +3,15 @@ the errors an operator sees when creating users from the command line."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.engine import Engine
 
-from qb_pipelines.store.db import make_engine, migrate, normalize_url, session_factory
+from qb_pipelines.store.db import session_factory
 from qb_pipelines.store.users import (
     AdminUserStore,
     DuplicateUserError,
@@ -23,46 +20,13 @@ from qb_pipelines.store.users import (
     UserError,
     WeakPasswordError,
 )
-
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-
-
-@contextmanager
-def throwaway_postgres() -> Iterator[sa.URL]:
-    """A fresh PostgreSQL database on QB_TEST_POSTGRES_URL's server, dropped afterwards."""
-    admin_url = normalize_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"qbp_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: {exc.orig}. "
-            "Start it (`make test` does) or point QB_TEST_POSTGRES_URL at a PostgreSQL you can use."
-        )
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+from qb_pipelines_tests.databases import migrated_engine
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('users') / 'store.sqlite'}")
-        migrate(eng)
+    with migrated_engine(request.param, tmp_path_factory.mktemp("users")) as eng:
         yield eng
-        eng.dispose()
-    else:
-        with throwaway_postgres() as url:
-            eng = make_engine(url)
-            migrate(eng)
-            yield eng
-            eng.dispose()
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 
 from qb_pipelines.store import report_tables
 from qb_pipelines.sync import reports
+from qb_pipelines_tests.databases import migrated_engine
 from qb_pipelines_tests.samples import SAMPLES
-from qb_pipelines_tests.test_reconcile import DemoCompany, database, demo_company
+from qb_pipelines_tests.test_reconcile import DemoCompany, demo_company
 
 REPORT_SAMPLES = sorted(SAMPLES.glob("report_*.json"))
 
@@ -186,7 +187,7 @@ def test_live_reports_flatten_with_month_columns(company: DemoCompany, live: dic
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_partition_is_replaced_atomically(dialect: str, company: DemoCompany, live: dict[str, dict],
                                           tmp_path_factory: pytest.TempPathFactory) -> None:
-    with database(dialect, tmp_path_factory.mktemp("reports"), "reports") as engine:
+    with migrated_engine(dialect, tmp_path_factory.mktemp("reports"), "qbp_reports") as engine:
         frames = {name: reports.flatten(body) for name, body in live.items()}
         for name, frame in frames.items():
             assert report_tables.replace_partition(engine, "co", name, company.month, frame) == {

@@ -6,10 +6,8 @@ prove that migration ``0002_warehouse`` creates exactly what ``store.warehouse``
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -21,48 +19,17 @@ from sqlalchemy.engine import Engine
 
 from qb_pipelines.qbo import registry
 from qb_pipelines.store import warehouse
-from qb_pipelines.store.db import make_engine, migrate, normalize_url
 from qb_pipelines.store.warehouse import WarehouseWriter, column_name, column_type, table_name, tables_for
+from qb_pipelines_tests.databases import migrated_engine, throwaway_postgres  # noqa: F401 - test_demo imports it from here
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@contextmanager
-def throwaway_postgres() -> Iterator[sa.URL]:
-    """A fresh PostgreSQL database on QB_TEST_POSTGRES_URL's server, dropped afterwards."""
-    admin_url = normalize_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"qbp_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: {exc.orig}. "
-                    "Start it (`make test` does) or point QB_TEST_POSTGRES_URL at a PostgreSQL you can use.")
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A database of each dialect migrated to head (company keys keep the tests apart)."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('wh') / 'warehouse.sqlite'}")
-        migrate(eng)
+    with migrated_engine(request.param, tmp_path_factory.mktemp("wh")) as eng:
         yield eng
-        eng.dispose()
-        return
-    with throwaway_postgres() as url:
-        eng = make_engine(url)
-        migrate(eng)
-        yield eng
-        eng.dispose()
 
 
 def _key() -> str:

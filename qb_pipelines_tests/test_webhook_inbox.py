@@ -5,14 +5,10 @@ and a drain cursor never skips an event, not even with concurrent writers or aft
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -32,48 +28,17 @@ from qb_pipelines.store.webhook_inbox import (
     delivery_sha,
     parse_event_time,
 )
+from qb_pipelines_tests.databases import migrated_engine
 from qb_pipelines_tests.samples import SAMPLES
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 LEGACY = json.loads((SAMPLES / "webhook_legacy_signed.json").read_text())
-
-
-@contextmanager
-def throwaway_database(dialect: str, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh, empty database of ``dialect`` (PostgreSQL: created now, dropped after)."""
-    if dialect == "sqlite":
-        yield f"sqlite:///{tmp_path / 'inbox.sqlite'}"
-        return
-    admin_url = db.normalize_url(os.environ.get("QB_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"qbp_wh_{secrets.token_hex(5)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL is not reachable at {admin_url.render_as_string(hide_password=True)}: {exc.orig}. "
-            "Start it (`make test` does) or point QB_TEST_POSTGRES_URL at a PostgreSQL you can use."
-        )
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated store of each dialect, shared by the module's tests."""
-    with throwaway_database(request.param, tmp_path_factory.mktemp(request.param)) as url:
-        eng = db.make_engine(url)
-        db.migrate(eng)
-        try:
-            yield eng
-        finally:
-            eng.dispose()
+    with migrated_engine(request.param, tmp_path_factory.mktemp(request.param), "qbp_wh") as eng:
+        yield eng
 
 
 class Clock:

@@ -31,8 +31,8 @@ from qb_pipelines.store.webhook_inbox import InboxEvent, WebhookInbox, delivery_
 from qb_pipelines.web.app import Services, build_services, create_app
 from qb_pipelines.web.config import WebSettings
 from qb_pipelines.web.webhooks import MAX_BODY_BYTES, NOT_CONFIGURED, WEBHOOK_PATH
+from qb_pipelines_tests.databases import throwaway_database
 from qb_pipelines_tests.samples import SAMPLES
-from qb_pipelines_tests.test_webhook_inbox import throwaway_database
 
 LEGACY = json.loads((SAMPLES / "webhook_legacy_signed.json").read_text())
 CLOUD = json.loads((SAMPLES / "webhook_cloudevents.json").read_text())
@@ -89,7 +89,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The emulator and the web app (verifier token set) on a fresh store of each dialect."""
     emulator = start_in_thread(Emulator(EmulatorSettings()))
     try:
-        with throwaway_database(request.param, tmp_path_factory.mktemp(request.param)) as url:
+        with throwaway_database(request.param, tmp_path_factory.mktemp(request.param), "qbp_wh") as url:
             settings = WebSettings(
                 database_url=url,
                 fernet_key=generate_key(),
