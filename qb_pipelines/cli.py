@@ -3,8 +3,10 @@
 Everything here is a thin shell. ``emulator serve`` builds an :class:`Emulator` and hands it
 to the server; the other ``emulator`` subcommands are HTTP clients of the emulator's control
 API (``/_emulator/...``), so they drive an emulator started anywhere, by anyone, exactly as a
-script or a tool outside the project would. ``demo`` starts the emulator and the Dagster UI as
-child processes and stops both on Ctrl-C.
+script or a tool outside the project would. ``demo`` wires the whole product together (the
+orchestration lives in :mod:`qb_pipelines.demo`): the emulator, the admin web app and Dagster as
+child processes, stopped on Ctrl-C. ``sync`` lands one company without Dagster
+(:func:`qb_pipelines.sync.ingest.land`), and ``bench ingest`` measures landing and webhook latency.
 
 Emulator modules are imported inside the commands: ``qb-pipelines --help`` and the control
 clients stay fast, and a command whose module is missing fails alone with a clear message.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -563,22 +564,14 @@ def check_emulator(url: str) -> DemoCheck:
     )
 
 
-def write_demo_instance(dagster_home: Path) -> Path:
+def write_demo_instance(dagster_home: Path, *, dequeue_interval_s: int | None = None) -> Path:
     """Create the demo's own Dagster instance folder with default (SQLite) storage.
 
-    The top-level ``dagster.yaml`` configures PostgreSQL for deployments; the demo must need
-    no database server, so it gets its own ``DAGSTER_HOME`` whose ``dagster.yaml`` leaves the
-    storage at Dagster's default: SQLite files inside that folder.
+    See :func:`qb_pipelines.demo.write_demo_instance` (kept here for callers of the CLI module).
     """
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    config = dagster_home / "dagster.yaml"
-    config.write_text(
-        "# Written by `qb-pipelines demo`. No `storage:` key: Dagster's default SQLite storage\n"
-        "# in this folder, so the demo needs no database server.\n"
-        "telemetry:\n"
-        "  enabled: false\n"
-    )
-    return dagster_home
+    from qb_pipelines.demo import write_demo_instance as write
+
+    return write(dagster_home, dequeue_interval_s=dequeue_interval_s)
 
 
 def _print_connection_help(check: DemoCheck) -> None:
@@ -608,66 +601,307 @@ def _stop_dagster_dev(ui: subprocess.Popen[bytes]) -> int:
 
 
 @cli.command()
-@click.option("--headless", is_flag=True, help="Check the emulator and exit instead of opening the Dagster UI.")
+@click.option("--headless", is_flag=True,
+              help="No UI: land everything in-process, check it, prove a webhook change arrives, exit 0 or 1.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Emulator port.")
 @click.option("--dagster-port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option("--web-port", default=None, type=int,
+              help="Admin web app port (default 8000; a free port with --headless).")
 @click.option(
     "--demo-dir",
     type=click.Path(file_okay=False),
     default=".demo",
     show_default=True,
-    help="Folder for the demo's emulator data file and Dagster instance.",
+    help="Folder for the demo's emulator data, store, secrets and Dagster instance (not used by --headless, "
+    "which runs in a fresh temporary folder).",
 )
-def demo(headless: bool, port: int, dagster_port: int, demo_dir: str) -> None:
-    """Start the emulator with the demo company and the Dagster UI; Ctrl-C stops both.
+def demo(headless: bool, port: int, dagster_port: int, web_port: int | None, demo_dir: str) -> None:
+    """Start QuickBooks (the emulator), connect the demo company, open the admin web app and Dagster.
 
-    With --headless, start the emulator (in memory), check it answers as QBO, print a summary
-    and exit 0.
+    The demo company is connected for the tenant `demo` and the emulator's webhooks reach the web
+    app, so a change made in QuickBooks lands in the warehouse within seconds (webhook, sensor,
+    run). Ctrl-C stops everything.
+
+    With --headless: the same without the UI, in a temporary folder; every entity, report month
+    and check is materialized in-process, then a customer created in QuickBooks must reach the
+    warehouse through the daemon. Exits 0 only when all of it worked.
     """
     if headless:
-        with run_emulator_process(port, seed=DEMO_SEED) as emu:
-            check = check_emulator(emu.url)
-        _print_connection_help(check)
-        click.echo(json.dumps({"ok": True, **check.as_dict()}, sort_keys=True))
+        _demo_headless(port, web_port)
         return
+    _demo_ui(port, dagster_port, web_port or 8000, Path(demo_dir).resolve())
+
+
+def _demo_headless(port: int, web_port: int | None) -> None:
+    from qb_pipelines.demo import run_headless
+    from qb_pipelines.emulator.server import free_port
+
+    report = run_headless(port=port, web_port=web_port or free_port(), out=click.echo)
+    click.echo("")
+    click.echo(f"entities landed:   {report.entities_landed}/{report.entities_expected}"
+               + (" (every entity)" if report.entities_landed == report.entities_expected else ""))
+    click.echo(f"report partitions: {report.report_partitions} (5 reports x {report.report_partitions // 5} months)")
+    click.echo(f"checks passed:     {report.checks_passed}/{report.checks_total}"
+               + (" (every check)" if report.checks_total and report.checks_passed == report.checks_total else ""))
+    if report.webhook_latency_s is not None and report.webhook_run_id:
+        click.echo(f"webhook change:    arrived in the warehouse {report.webhook_latency_s:.1f} s after it was made "
+                   f"(run {report.webhook_run_id})")
+    else:
+        click.echo("webhook change:    did NOT arrive")
+    click.echo(f"took:              {report.seconds:.0f} s")
+    for failure in report.failures:
+        click.echo(f"FAILED: {failure}", err=True)
+    click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _demo_ui(port: int, dagster_port: int, web_port: int, root: Path) -> None:
+    from qb_pipelines import demo as demo_mod
 
     # Ctrl-C must stop the demo even when it was started with SIGINT ignored (a shell's background
     # job, some IDE runners): a Python handler here also gives the children SIGINT's default
-    # disposition after exec, so dagster dev and the emulator shut down on it too.
+    # disposition after exec, so dagster dev, the web app and the emulator shut down on it too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    root = Path(demo_dir).resolve()
-    dagster_home = write_demo_instance(root / "dagster_home")
-    dagster = Path(sys.executable).parent / "dagster"
-    if not dagster.exists():
-        found = shutil.which("dagster")
-        if not found:
-            raise click.ClickException("the `dagster` command is missing: run `make demo` (it installs the project)")
-        dagster = Path(found)
-    if not port_is_free(dagster_port):
-        raise click.ClickException(f"port {dagster_port} is in use: stop what runs there or pass --dagster-port")
-    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    root.mkdir(parents=True, exist_ok=True)
+    secrets_path = root / demo_mod.SECRETS_FILE
+    values, created = demo_mod.load_secrets(secrets_path)
+    # The run queue is polled every second (Dagster: 5 s) so a webhook's run starts at once.
+    dagster_home = write_demo_instance(root / "dagster_home", dequeue_interval_s=1)
+    dagster = demo_mod._script("dagster")
+    for what, number, flag in (("Dagster UI", dagster_port, "--dagster-port"), ("admin web app", web_port, "--web-port")):
+        if not port_is_free(number):
+            raise click.ClickException(f"port {number} ({what}) is in use: stop what runs there or pass {flag}")
 
-    with run_emulator_process(port, seed=DEMO_SEED, data_file=str(root / "emulator.sqlite")) as emu:
-        check = check_emulator(emu.url)
-        _print_connection_help(check)
-        click.echo(f"DAGSTER_HOME:      {dagster_home}")
-        click.echo(f"Dagster UI:        http://127.0.0.1:{dagster_port}  (Ctrl-C stops the UI and the emulator)")
-        env = {**_child_env(), "DAGSTER_HOME": str(dagster_home), "QBO_EMULATOR_URL": emu.url}
-        # `dagster dev` notes that `dg dev` supersedes it; `dg` needs the separate dagster-dg-cli
-        # and a [tool.dg] project table, and the note means nothing to a demo user.
-        quiet = "ignore:Function `dev_command` is superseded"
-        env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), quiet) if w)
-        cmd = [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(dagster_port)]
-        # cwd is the demo folder, not the checkout: Dagster warns about the top-level
-        # dagster.yaml (the deployment's PostgreSQL config) when started beside it.
-        ui = subprocess.Popen(cmd, env=env, cwd=str(root))
-        try:
-            code = ui.wait()
-        except KeyboardInterrupt:
-            code = _stop_dagster_dev(ui)
+    try:
+        with run_emulator_process(port, seed=DEMO_SEED, data_file=str(root / "emulator.sqlite")) as emu:
+            check = check_emulator(emu.url)
+            _print_connection_help(check)
+            env = demo_mod.demo_environment(values, database_url=demo_mod.sqlite_url(root / "qb_pipelines.sqlite"),
+                                            emulator_url=emu.url, web_port=web_port, dagster_home=dagster_home)
+            connected = demo_mod.prepare_store(env, emu.url, values["QB_DEMO_ADMIN_PASSWORD"])
+            with demo_mod.run_web_process(web_port, env, root / "web.log") as web_url:
+                demo_mod.register_with_emulator(emu.url, redirect_uri=env["QBO_REDIRECT_URI"],
+                                                webhook_url=f"{web_url}/webhooks/quickbooks",
+                                                verifier_token=values["QBO_WEBHOOK_VERIFIER_TOKEN"])
+                _print_demo_help(connected, web_url, dagster_port, dagster_home, secrets_path,
+                                 values["QB_DEMO_ADMIN_PASSWORD"] if "QB_DEMO_ADMIN_PASSWORD" in created else None,
+                                 check.url)
+                quiet = "ignore:Function `dev_command` is superseded"
+                # `dagster dev` notes that `dg dev` supersedes it; `dg` needs the separate dagster-dg-cli
+                # and a [tool.dg] project table, and the note means nothing to a demo user.
+                env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), quiet) if w)
+                cmd = [dagster, "dev", "-w", str(demo_mod.WORKSPACE), "-h", "127.0.0.1", "-p", str(dagster_port)]
+                # cwd is the demo folder, not the checkout: Dagster warns about the top-level
+                # dagster.yaml (the deployment's PostgreSQL config) when started beside it.
+                ui = subprocess.Popen(cmd, env=env, cwd=str(root))
+                try:
+                    code = ui.wait()
+                except KeyboardInterrupt:
+                    code = _stop_dagster_dev(ui)
+    except demo_mod.DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        # Ctrl-C while a child was still starting or stopping: everything is stopped by now.
+        code = 130
     if code not in (0, -signal.SIGINT, 130):
         raise SystemExit(code)
 
+
+def _print_demo_help(connected: Any, web_url: str, dagster_port: int, dagster_home: Path, secrets_path: Path,
+                     new_password: str | None, emulator_url: str) -> None:
+    click.echo(f"Connected:         {connected.company_name} for tenant '{connected.tenant_key}' "
+               f"(company key {connected.company_key})")
+    click.echo(f"Admin web app:     {web_url}/integrations  (user {connected.admin_email})")
+    if new_password:
+        click.echo(f"Admin password:    {new_password}  (shown once; it is also kept in {secrets_path})")
+    else:
+        click.echo(f"Admin password:    QB_DEMO_ADMIN_PASSWORD in {secrets_path}")
+    click.echo(f"Secrets:           {secrets_path} (mode 600: token key, session secret, webhook verifier token)")
+    click.echo(f"DAGSTER_HOME:      {dagster_home}")
+    click.echo(f"Dagster UI:        http://127.0.0.1:{dagster_port}  -> Assets, select all, Materialize all")
+    click.echo("Try a webhook:     "
+               f"qb-pipelines emulator act {connected.realm_id} Customer create --data '{{\"DisplayName\": \"New Co\"}}' "
+               f"--url {emulator_url}")
+    click.echo("                   (the customer lands in table qbo_customer within seconds: webhook, sensor, run)")
+    click.echo("Ctrl-C stops the Dagster UI, the web app and the emulator.")
+
+
+# --------------------------------------------------------------------------------------------
+# qb-pipelines sync
+# --------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--company", "company_key", required=True, metavar="KEY",
+              help="Company key '<tenant>-<realmId>' (as the Dagster partition), or a tenant key.")
+@click.option("--full", is_flag=True, help="Re-read every object (finds hard deletes CDC missed) instead of CDC.")
+@click.option("--entities", default=None, metavar="A,B",
+              help="Comma-separated QuickBooks entities (e.g. Customer,Invoice); every entity by default.")
+@click.option("--database-url", default=None, envvar="QB_DATABASE_URL", show_envvar=True,
+              help="Store and warehouse URL (SQLAlchemy).")
+def sync(company_key: str, full: bool, entities: str | None, database_url: str | None) -> None:
+    """Land one company's QuickBooks entities in the warehouse, without Dagster (scripts, cron).
+
+    The same landing as the Dagster asset qbo_raw_entities: incremental (CDC from the stored
+    cursors) by default, a full refresh with --full or where no cursor exists yet. Prints a line
+    per page, then a summary table; exits 1 with the next step to take when it cannot sync.
+    Needs QB_FERNET_KEY, QBO_CLIENT_ID, QBO_CLIENT_SECRET (and QBO_EMULATOR_URL for the emulator).
+    """
+    from qb_pipelines.qbo.errors import QBOError
+    from qb_pipelines.store.connections import ConnectionStore
+    from qb_pipelines.store.crypto import SecretBox
+    from qb_pipelines.store.db import make_engine, migrate, session_factory
+    from qb_pipelines.store.warehouse import WarehouseWriter
+    from qb_pipelines.sync import companies as company_mod
+    from qb_pipelines.sync.ingest import land
+    from qb_pipelines.sync.settings import AppSettings, SettingsError
+
+    env = dict(os.environ)
+    if database_url:
+        env["QB_DATABASE_URL"] = database_url
+    try:
+        settings = AppSettings.from_env(env)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+        store = ConnectionStore(session_factory(engine), SecretBox(settings.fernet_key))
+        try:
+            company = company_mod.resolve(store, company_key)
+            client = company_mod.open_client(store, settings, company)
+        except company_mod.UnknownCompanyError as exc:
+            known = company_mod.known_companies(store)
+            listed = "\n".join(f"  {c.key}  ({c.state.value})" for c in known) or "  none: connect one in the admin web app"
+            raise click.ClickException(f"{exc}\nKnown companies:\n{listed}") from None
+        if not company.is_connected:
+            raise click.ClickException(_reconnect_message(company.key, company.state.value))
+        click.echo(f"syncing {company.key} ({company.environment}, realm {company.realm_id}): "
+                   + ("full refresh" if full else "incremental") + (f" of {', '.join(wanted)}" if wanted else ""))
+        progress = _SyncProgress(sys.stdout.isatty())
+        try:
+            result = land(client, WarehouseWriter(engine), company.key, wanted, full=full, progress=progress)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        except QBOError as exc:
+            raise click.ClickException(_sync_error(company.key, exc)) from None
+        finally:
+            progress.close()
+    finally:
+        engine.dispose()
+    _print_sync_summary(result)
+
+
+def _reconnect_message(key: str, state: str) -> str:
+    return (f"company {key} is not connected (state: {state.replace('_', ' ')}). Next: reconnect it in the admin "
+            "web app (Accounting Integrations > Reconnect), then run this command again.")
+
+
+def _sync_error(key: str, exc: Exception) -> str:
+    from qb_pipelines.qbo.errors import AuthenticationError, AuthorizationError, OAuthError
+    from qb_pipelines.store.connections import ConnectionUnavailableError
+
+    if isinstance(exc, (ConnectionUnavailableError, OAuthError, AuthenticationError)):
+        return (f"company {key}: {exc}\nNext: the QuickBooks session has expired or was revoked: reconnect in the "
+                "admin web app (Accounting Integrations > Reconnect), then run this command again.")
+    if isinstance(exc, AuthorizationError):
+        return f"company {key}: {exc}\nNext: check the app's keys and environment, or reconnect in the admin web app."
+    return (f"company {key}: {exc}\nRows and cursors committed before the error are kept: run the same command "
+            "again to continue.")
+
+
+class _SyncProgress:
+    """Progress of a sync: a bar over the entities on a terminal, a line per page otherwise (logs, cron)."""
+
+    def __init__(self, tty: bool) -> None:
+        from qb_pipelines.qbo import registry
+
+        self.tty = tty
+        self.seen: list[str] = []
+        self.bar: Any = None
+        if tty:
+            self.bar = click.progressbar(length=len(registry.ENTITIES), label="landing", show_pos=True,
+                                         item_show_func=lambda item: item)
+            self.bar.__enter__()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        entity = str(event.get("entity"))
+        if entity not in self.seen:
+            self.seen.append(entity)
+            if self.bar is not None and len(self.seen) > 1:
+                self.bar.update(1)  # the previous entity is done: entities land one after another
+        text = (f"{entity}: {event.get('mode')}, page {event.get('page')}, +{event.get('rows', 0):,} rows "
+                f"({event.get('rows_done', 0):,} so far)")
+        if self.bar is not None:
+            self.bar.current_item = text
+            self.bar.render_progress()
+        else:
+            click.echo(f"  {text}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            if self.seen:
+                self.bar.update(1)
+            self.bar.__exit__(None, None, None)
+
+
+def _print_sync_summary(result: Any) -> None:
+    headers = ("entity", "mode", "inserted", "updated", "deleted", "api calls", "pages")
+    rows = [(name, e.mode, e.inserted, e.updated, e.deleted, e.api_calls, e.pages)
+            for name, e in result.entities.items()]
+    widths = [max(len(str(h)), *(len(f"{r[i]:,}" if isinstance(r[i], int) else str(r[i])) for r in rows))
+              for i, h in enumerate(headers)]
+
+    def line(values: tuple) -> str:
+        cells = [f"{v:,}".rjust(w) if isinstance(v, int) else str(v).ljust(w) for v, w in zip(values, widths, strict=True)]
+        return "  ".join(cells).rstrip()
+
+    click.echo("")
+    click.echo(line(headers))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in rows:
+        click.echo(line(row))
+    seconds = (result.finished_at - result.started_at).total_seconds() if result.finished_at else 0.0
+    click.echo(f"\n{result.company_key}: {result.inserted:,} inserted, {result.updated:,} updated, "
+               f"{result.deleted:,} deleted with {result.api_calls} API calls in {seconds:.1f} s")
+    if result.touched_months:
+        months = sorted(m for _, m in result.touched_months)
+        click.echo(f"report months touched: {', '.join(months)} (re-materialize their report partitions in Dagster)")
+
+
+# --------------------------------------------------------------------------------------------
+# qb-pipelines bench
+# --------------------------------------------------------------------------------------------
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Benchmarks: they print figures, the last line one JSON object."""
+
+
+@bench_group.command("ingest")
+@click.option("--invoices", type=int, required=True, help="Invoices in the bench company (customers, items, payments in proportion).")
+@click.option("--database-url", default=None, help="Warehouse URL (the targets are for PostgreSQL); temporary SQLite by default.")
+@click.option("--webhook-changes", type=int, default=20, show_default=True,
+              help="Changes timed from QuickBooks to the warehouse through the Dagster daemon (0 skips it).")
+@click.option("--data-file", type=click.Path(dir_okay=False), default=None,
+              help="Emulator SQLite file for the bench company (reused when it holds it already).")
+def bench_ingest(invoices: int, database_url: str | None, webhook_changes: int, data_file: str | None) -> None:
+    """Full load, incremental run and webhook-to-warehouse latency of a company of N invoices.
+
+    Prints invoices_per_s, api_calls, peak_rss_mb, incremental_s, incremental_api_calls,
+    webhook_p50_s and webhook_p95_s (and more) as the last line, one JSON object.
+    """
+    from qb_pipelines.sync import bench_ingest as bench_mod
+
+    result = bench_mod.run(invoices, database_url, out=click.echo, data_file=data_file)
+    if webhook_changes > 0:
+        from qb_pipelines.sync.webhook_latency import measure
+
+        result.update(measure(webhook_changes, out=click.echo, database_url=database_url))
+    click.echo(json.dumps(result, sort_keys=True))
 
 
 # --------------------------------------------------------------------------------------------

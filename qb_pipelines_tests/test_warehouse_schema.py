@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from qb_pipelines.qbo import registry
 from qb_pipelines.store import warehouse
 from qb_pipelines.store.warehouse import WarehouseWriter, column_name, column_type, table_name, tables_for
-from qb_pipelines_tests.databases import migrated_engine, throwaway_postgres  # noqa: F401 - test_demo imports it from here
+from qb_pipelines_tests.databases import migrated_engine
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

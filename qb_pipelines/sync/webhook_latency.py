@@ -1,0 +1,172 @@
+"""Webhook-to-warehouse latency through the Dagster daemon: how fresh the warehouse is.
+
+What is timed is the whole production path, with every process real: a QuickBooks user changes a
+customer (the emulator's ``/act``), the emulator groups changes over its 1 s window and POSTs a
+signed CloudEvents delivery to the admin web app (``POST /webhooks/quickbooks``), which stores it
+in the webhook inbox; ``qbo_webhook_sensor``, evaluated by ``dagster-daemon``, drains the inbox into
+an incremental run for that company and entity, the run queue launches it, and the run lands the
+change through CDC. A sample is the time from the ``/act`` call until the warehouse row carries
+the change's new ``SyncToken``.
+
+The orchestration is the headless demo's (:mod:`qb_pipelines.demo`): emulator with the demo
+company, store, web app, a Dagster instance on SQLite in a temporary folder, the daemon with
+the code location's definitions. The company is landed once in-process first (the figure is the
+latency of a change, not of a first load).
+
+Changes are made every :data:`SPACING_S` seconds (Intuit delivers changes in groups; several
+changes may share a delivery and a run), each on a different customer so each sample has its own
+row. Figures depend on Dagster's loops: the sensor daemon evaluates sensors every 5 s (a fixed
+loop in Dagster), the run queue is polled every second (``dequeue_interval_seconds: 1`` in the
+demo's ``dagster.yaml``), and a launched run starts a fresh Python process that loads the code
+location (about 3 s on a small machine) before its step runs.
+
+This module sits in ``sync/`` beside the ingest benchmark and imports no Dagster itself: the
+processes and the Dagster instance are driven through :mod:`qb_pipelines.demo` (the top-level
+orchestration, imported when measuring).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SPACING_S", "measure", "percentile"]
+
+#: Seconds between two changes.
+SPACING_S = 0.75
+#: Longest a single change may take before it counts as lost.
+SAMPLE_TIMEOUT_S = 90.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) of ``values`` by the nearest-rank method."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_url: str | None = None,
+            spacing_s: float = SPACING_S) -> dict[str, Any]:
+    """Time ``n_changes`` customer edits from QuickBooks to the warehouse, through the daemon.
+
+    Args:
+        n_changes: changes to time (one customer each, cycling when there are more changes than
+            customers).
+        out: where progress lines go.
+        database_url: the store and warehouse (a tenant ``latency-<hex>`` is created there); a
+            temporary SQLite file by default.
+        spacing_s: seconds between two changes.
+
+    Returns:
+        ``webhook_p50_s``, ``webhook_p95_s`` (``None`` when no change arrived), ``samples``
+        (seconds, in change order, ``None`` for a change that never arrived), ``lost`` and
+        ``webhook_runs`` (runs the sensor launched).
+
+    Raises:
+        qb_pipelines.demo.DemoError: a process did not start or a setup step failed.
+    """
+    import secrets
+
+    import sqlalchemy as sa
+
+    from qb_pipelines import demo
+    from qb_pipelines.emulator.server import free_port
+    from qb_pipelines.store.db import make_engine
+    from qb_pipelines.store.warehouse import tables_for
+
+    root = Path(tempfile.mkdtemp(prefix="qbp-webhook-latency-"))
+    tenant = f"latency{secrets.token_hex(3)}" if database_url else demo.DEMO_TENANT
+    try:
+        with demo.headless_stack(root, port=free_port(), web_port=free_port(), out=out, database_url=database_url,
+                                 tenant_key=tenant) as stack, \
+                demo.process_environment(stack.env), \
+                demo.open_instance(stack.dagster_home) as instance:
+            company = stack.connected.company_key
+            load = demo.land_in_process(instance, company, out, with_reports=False, with_checks=False)
+            if not load.ok:
+                raise demo.DemoError("; ".join(load.failures))
+            demo.skip_report_backlog(instance, stack.env, root)
+            engine = make_engine(stack.env["QB_DATABASE_URL"])
+            customers_table, _ = tables_for("Customer")
+            with engine.connect() as conn:
+                ids = [r[0] for r in conn.execute(
+                    sa.select(customers_table.c.id).where(customers_table.c.company_key == company,
+                                                          customers_table.c.is_deleted.is_(False))
+                    .order_by(customers_table.c.id))]
+            if not ids:
+                raise demo.DemoError(f"company {company} landed no customer to change")
+            with demo.run_daemon_process(stack.env, root, root / "daemon.log") as daemon:
+                waited = demo.wait_for_daemon(instance, daemon)
+                out(f"dagster-daemon up after {waited:.1f} s; timing {n_changes} changes, one every {spacing_s} s ...")
+                samples = _time_changes(stack, engine, company, ids, n_changes, spacing_s, out)
+                runs = len(demo.webhook_runs(instance, company))
+                demo.wait_for_runs(instance)  # the last runs finish before their Dagster home goes
+            engine.dispose()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    arrived = [s for s in samples if s is not None]
+    result = {
+        "webhook_p50_s": round(statistics.median(arrived), 2) if arrived else None,
+        "webhook_p95_s": round(percentile(arrived, 95), 2) if arrived else None,
+        "webhook_max_s": round(max(arrived), 2) if arrived else None,
+        "samples": [round(s, 2) if s is not None else None for s in samples],
+        "lost": len(samples) - len(arrived),
+        "webhook_runs": runs,
+    }
+    out(f"webhook -> warehouse: p50 {result['webhook_p50_s']} s, p95 {result['webhook_p95_s']} s, "
+        f"max {result['webhook_max_s']} s over {len(arrived)}/{len(samples)} changes, {runs} runs")
+    return result
+
+
+def _time_changes(stack: Any, engine: Any, company: str, ids: list[str], n: int, spacing_s: float,
+                  out: Callable[[str], Any]) -> list[float | None]:
+    """Make ``n`` changes, ``spacing_s`` apart, while a watcher times each one's arrival."""
+    from qb_pipelines import demo
+
+    pending: dict[int, tuple[str, str, float]] = {}  # change -> (customer id, new SyncToken, made at)
+    samples: list[float | None] = [None] * n
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def watch() -> None:
+        # One query per round for every pending change: cheap, and 100 ms resolution.
+        while not done.is_set() or pending:
+            with lock:
+                items = list(pending.items())
+            for index, (customer_id, token, made_at) in items:
+                if time.monotonic() - made_at > SAMPLE_TIMEOUT_S:
+                    with lock:
+                        pending.pop(index, None)
+                    continue
+                current = demo.row_sync_token(engine, "Customer", company, customer_id)
+                if current is not None and int(current) >= int(token):
+                    with lock:
+                        if pending.pop(index, None) is not None:
+                            samples[index] = time.monotonic() - made_at
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, name="latency-watch", daemon=True)
+    watcher.start()
+    try:
+        for index in range(n):
+            customer_id = ids[index % len(ids)]
+            made_at = time.monotonic()
+            changed = demo.act(stack.emulator_url, stack.connected.realm_id, "Customer", "update",
+                               {"Id": customer_id, "Notes": f"latency probe {index}"})
+            with lock:
+                pending[index] = (customer_id, str(changed["SyncToken"]), made_at)
+            time.sleep(spacing_s)
+    finally:
+        done.set()
+        watcher.join(timeout=SAMPLE_TIMEOUT_S + 5)
+    lost = [i for i, s in enumerate(samples) if s is None]
+    if lost:
+        out(f"  {len(lost)} changes never reached the warehouse within {SAMPLE_TIMEOUT_S:.0f} s: {lost}")
+    return samples

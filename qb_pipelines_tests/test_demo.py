@@ -1,0 +1,104 @@
+"""The demo, end to end, and the pieces it is made of.
+
+``qb-pipelines demo --headless`` runs as a real subprocess: emulator, admin web app and
+``dagster-daemon`` as its own children, every entity, report month and check materialized on a
+real Dagster instance, then a customer created in QuickBooks must reach the warehouse through
+webhook, inbox, sensor and a daemon-launched run. It takes about a minute: marked slow, run in CI.
+"""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+
+from qb_pipelines.demo import SECRET_NAMES, load_secrets, write_demo_instance
+from qb_pipelines.emulator.server import free_port
+from qb_pipelines.qbo import registry
+from qb_pipelines_tests.databases import throwaway_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(sys.executable).parent / "qb-pipelines"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_demo_headless_lands_everything_passes_every_check_and_a_webhook_change_arrives(tmp_path: Path) -> None:
+    if not SCRIPT.exists():
+        pytest.fail(f"console script {SCRIPT} is missing: install the project with `make install`")
+    port, web_port = free_port(), free_port()
+    env = {**os.environ, "QBO_EMULATOR_URL": "", "QB_DATABASE_URL": "", "DAGSTER_HOME": ""}
+    proc = subprocess.run(
+        [str(SCRIPT), "demo", "--headless", "--port", str(port), "--web-port", str(web_port)],
+        capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=380,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is True and summary["failures"] == []
+    assert summary["entities_landed"] == summary["entities_expected"] == len(registry.ENTITIES)
+    assert "(every entity)" in proc.stdout
+    # five reports for every month with data (twelve months of activity), the current one included
+    assert summary["report_partitions"] >= 5 * 12 and summary["report_partitions"] % 5 == 0
+    assert summary["checks_total"] > len(registry.ENTITIES) and summary["checks_passed"] == summary["checks_total"]
+    assert "(every check)" in proc.stdout
+    assert summary["webhook_run_id"] and summary["webhook_latency_s"] is not None
+    assert "webhook change:    arrived in the warehouse" in proc.stdout
+    # secrets are generated and used, never printed
+    assert "QB_FERNET_KEY=" not in output and "QB_SESSION_SECRET=" not in output
+    # every child is gone: the ports are free again
+    for p in (port, web_port):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{p}/", timeout=2)
+
+
+def test_demo_secrets_are_generated_once_kept_private_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "demo" / "secrets.env"
+    first, created = load_secrets(path)
+    assert set(created) == set(SECRET_NAMES) and all(first[n] for n in SECRET_NAMES)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert first["QB_FERNET_KEY"] != first["QB_SESSION_SECRET"]
+
+    again, created_again = load_secrets(path)
+    assert created_again == [] and again == first
+
+    # a file from an older demo missing a secret gets it added, the others kept
+    path.write_text(f"QB_FERNET_KEY={first['QB_FERNET_KEY']}\n")
+    path.chmod(0o644)
+    completed, added = load_secrets(path)
+    assert completed["QB_FERNET_KEY"] == first["QB_FERNET_KEY"]
+    assert set(added) == set(SECRET_NAMES) - {"QB_FERNET_KEY"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_demo_instance_polls_the_run_queue_every_second(tmp_path: Path) -> None:
+    home = write_demo_instance(tmp_path / "dagster_home", dequeue_interval_s=1)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+
+
+@pytest.mark.postgres
+def test_deployment_dagster_yaml_limits_one_run_per_company_and_the_qbo_api_pool(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    with throwaway_postgres() as url:
+        for key, value in {"DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_PORT": str(url.port or 5432),
+                           "DAGSTER_PG_USER": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",
+                           "DAGSTER_PG_DB": url.database or ""}.items():
+            monkeypatch.setenv(key, value)
+        with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+            config = instance.get_concurrency_config()
+            limits = config.run_queue_config.tag_concurrency_limits
+            assert {"key": "qbo/company", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+            assert config.pool_config.default_pool_limit >= 1
+            # the pool the QuickBooks steps use gets that limit as soon as a step asks for it
+            instance.event_log_storage.initialize_concurrency_limit_to_default("qbo_api")
+            info = instance.event_log_storage.get_concurrency_info("qbo_api")
+            assert info.slot_count == config.pool_config.default_pool_limit
