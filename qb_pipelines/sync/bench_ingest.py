@@ -50,8 +50,8 @@ import sqlalchemy as sa
 
 from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.qbo.environments import environment
-from qb_pipelines.store.db import make_engine
-from qb_pipelines.store.warehouse import WarehouseWriter, create_tables, metadata
+from qb_pipelines.store.db import make_engine, migrate
+from qb_pipelines.store.warehouse import WarehouseWriter, metadata
 from qb_pipelines.sync.ingest import land
 
 BENCH_COMPANY = "Ingest Bench Landscaping Co"
@@ -223,7 +223,8 @@ def run(invoices: int, database_url: str | None = None, out: Callable[[str], Any
     engine = make_engine(url_text)
     company_key = f"bench_{secrets.token_hex(4)}"
     try:
-        create_tables(engine)
+        # the same migrations as production, so the webhook-latency stage can reuse this database
+        migrate(engine)
         writer = WarehouseWriter(engine)
         with _emulator(emulator_file, out) as url:
             realm = _bench_company(url, invoices, out)
