@@ -52,6 +52,8 @@ class EntityDef:
         kind: name list, transaction or singleton.
         typed_fields: fields landed as typed warehouse columns (dotted paths into the body).
         line_fields: names of child collections landed as line tables (e.g. ``("Line",)``).
+        link_lines: the lines only link other documents (Payment, BillPayment: ``Amount`` +
+            ``LinkedTxn``, no DetailType), so they land as a link table, one row per link.
         depends_on: entities this one references; the push order is a topological sort.
         cdc: whether QBO's change data capture returns this entity (§3).
         writable: whether the API accepts create/update for it.
@@ -72,6 +74,7 @@ class EntityDef:
     kind: Kind
     typed_fields: tuple[str, ...] = ()
     line_fields: tuple[str, ...] = ()
+    link_lines: bool = False
     depends_on: tuple[str, ...] = ()
     cdc: bool = True
     writable: bool = True
@@ -205,7 +208,8 @@ ENTITIES: tuple[EntityDef, ...] = (
     EntityDef("Payment", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "UnappliedAmt",
                             "DepositToAccountRef.value", "PaymentRefNum"),
-              line_fields=("Line",), depends_on=("Customer", "Invoice", "CreditMemo", "PaymentMethod", "Account"),
+              line_fields=("Line",), link_lines=True,
+              depends_on=("Customer", "Invoice", "CreditMemo", "PaymentMethod", "Account"),
               void=Void.INCLUDE, required=("CustomerRef", "TotalAmt"),
               refs=(Ref("CustomerRef", "Customer", required=True),
                     Ref("DepositToAccountRef", "Account"), Ref("PaymentMethodRef", "PaymentMethod"),
@@ -240,7 +244,7 @@ ENTITIES: tuple[EntityDef, ...] = (
               line_refs=_EXPENSE_LINE_REFS, push=True),
     EntityDef("BillPayment", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "VendorRef.value", "PayType"),
-              line_fields=("Line",), depends_on=("Vendor", "Bill", "Account"),
+              line_fields=("Line",), link_lines=True, depends_on=("Vendor", "Bill", "Account"),
               void=Void.INCLUDE, required=("VendorRef", "PayType", "TotalAmt"),
               refs=(Ref("VendorRef", "Vendor", required=True),
                     Ref("CheckPayment.BankAccountRef", "Account"),

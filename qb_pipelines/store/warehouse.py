@@ -89,7 +89,7 @@ PRECISE_FIELDS = frozenset({"UnitPrice", "PurchaseCost", "Qty", "QtyOnHand", "Ra
 #: Money, by suffix of the last path segment.
 MONEY_SUFFIXES = ("Amt", "Amount", "Balance", "BalanceWithJobs", "RemainingCredit")
 #: Entities whose lines are allocations to other transactions (LinkedTxn), not item lines.
-LINK_ENTITIES = frozenset({"Payment", "BillPayment"})
+LINK_ENTITIES = frozenset(e.name for e in registry.ENTITIES if e.link_lines)
 
 _SPECIAL_NAMES = {
     "Id": "id",
