@@ -13,7 +13,8 @@ import dagster as dg
 import pytest
 
 from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
-from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
+from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, report_partition_key
+from qb_pipelines.defs.reports import report_asset_key
 from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
 from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
@@ -166,3 +167,19 @@ def test_report_sensor_requests_the_months_a_sync_touched(world: World) -> None:
     assert keys == {f"{key}|2026-03", f"{key}|2026-10"}  # months before the partitions start are ignored
     assert all(r.tags[COMPANY_TAG] == key for r in result.run_requests)
     assert not world.sensor(qbo_report_refresh_sensor, cursor=result.cursor).run_requests
+
+
+def test_report_sensor_skips_months_whose_reports_were_landed_after_the_change(world: World) -> None:
+    """A first load lands the books and then every month's reports: no second run for those months."""
+    tenant, realm = world.connect()
+    key = company_key(tenant, realm)
+    world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
+    world.instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=entity_asset_key("Invoice"), partition=key,
+        metadata={"touched_months": dg.MetadataValue.json(["2026-03", "2026-10"])}))
+    # March's reports were materialized after that landing; October's were not
+    world.instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=report_asset_key("ProfitAndLoss"), partition=str(report_partition_key(key, "2026-03"))))
+
+    result = world.sensor(qbo_report_refresh_sensor)
+    assert {str(r.partition_key) for r in result.run_requests} == {f"{key}|2026-10"}

@@ -28,6 +28,7 @@ from qb_pipelines.defs.partitions import (
     qbo_month_partitions,
     report_partition_key,
 )
+from qb_pipelines.defs.reports import report_asset_key
 from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.qbo import registry
 from qb_pipelines.store.db import session_factory
@@ -119,6 +120,21 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
 # ---------------------------------------------------------------------------------- report months
 
 
+_FRESHNESS_REPORT_KEY = report_asset_key("ProfitAndLoss")
+
+
+def _reports_fresh(instance: dg.DagsterInstance, partition_key: str, landed_at: int) -> bool:
+    """Whether the month's reports were materialized after the landing that touched it.
+
+    A first load (or ``demo``) lands the books and then materializes every month's reports: those
+    months need no second run just because the load touched them.
+    """
+    latest = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=_FRESHNESS_REPORT_KEY, asset_partitions=[partition_key]),
+        limit=1, ascending=False)
+    return bool(latest.records) and latest.records[0].storage_id > landed_at
+
+
 _TRANSACTION_KEYS = [entity_asset_key(e.name) for e in registry.ENTITIES if e.is_transaction]
 
 
@@ -132,7 +148,7 @@ def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
     """
     after = int(context.cursor or 0)
     valid_months = set(qbo_month_partitions.get_partition_keys())
-    months: dict[tuple[str, str], str] = {}
+    months: dict[tuple[str, str], tuple[str, int]] = {}
     newest = after
     ceiling: int | None = None
     for key in _TRANSACTION_KEYS:
@@ -149,7 +165,7 @@ def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
                 listed = json.loads(listed)
             for month in listed or []:
                 if month in valid_months:
-                    months.setdefault((record.partition_key, month), record.run_id)
+                    months.setdefault((record.partition_key, month), (record.run_id, record.storage_id))
         if result.has_more and result.records:
             # more of this asset's records wait: do not move the cursor past what was not read
             last_read = result.records[-1].storage_id
@@ -161,7 +177,8 @@ def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
             partition_key=report_partition_key(company, month),
             tags={COMPANY_TAG: company, "qbo/trigger": "touched_month", "qbo/month": month},
         )
-        for (company, month), run_id in sorted(months.items())
+        for (company, month), (run_id, landed_at) in sorted(months.items())
+        if not _reports_fresh(context.instance, report_partition_key(company, month), landed_at)
     ]
     return dg.SensorResult(
         run_requests=requests,
