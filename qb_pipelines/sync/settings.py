@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from qb_pipelines.qbo.environments import ENVIRONMENT_NAMES, Environment, environment
 from qb_pipelines.qbo.oauth import IntuitOAuth
 
-__all__ = ["DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError"]
+__all__ = ["DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError", "required_env"]
 
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
 
@@ -38,7 +38,8 @@ class SettingsError(ValueError):
     """A required setting is missing or invalid; the message names the variable and the fix."""
 
 
-def _required(env: Mapping[str, str], name: str, what: str) -> str:
+def required_env(env: Mapping[str, str], name: str, what: str) -> str:
+    """The stripped value of ``name``, or :class:`SettingsError` saying what to put in it."""
     value = (env.get(name) or "").strip()
     if not value:
         raise SettingsError(f"{name} is not set: {what}")
@@ -103,14 +104,14 @@ class AppSettings:
         env = os.environ if env is None else env
         return cls(
             database_url=(env.get("QB_DATABASE_URL") or "").strip() or None,
-            fernet_key=_required(
+            fernet_key=required_env(
                 env, "QB_FERNET_KEY",
                 "the store encrypts OAuth tokens with it. Generate one with `qb-pipelines keys generate`.",
             ),
-            client_id=_required(
+            client_id=required_env(
                 env, "QBO_CLIENT_ID", "the Client ID of your app on developer.intuit.com (emulator: emulator-client-id)."
             ),
-            client_secret=_required(
+            client_secret=required_env(
                 env, "QBO_CLIENT_SECRET",
                 "the Client Secret of your app on developer.intuit.com (emulator: emulator-client-secret).",
             ),

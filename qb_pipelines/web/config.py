@@ -24,19 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from qb_pipelines.qbo.environments import ENVIRONMENT_NAMES, Environment, environment
+from qb_pipelines.sync.settings import DEFAULT_EMULATOR_URL, AppSettings, SettingsError, required_env
 
-DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
-
-
-class ConfigError(ValueError):
-    """A required setting is missing or invalid; the message names the variable and the fix."""
-
-
-def _required(env: Mapping[str, str], name: str, what: str) -> str:
-    value = (env.get(name) or "").strip()
-    if not value:
-        raise ConfigError(f"{name} is not set: {what}")
-    return value
+#: One error type for a missing or invalid setting, whether the web app or a sync reads it.
+ConfigError = SettingsError
 
 
 @dataclass(frozen=True)
@@ -77,39 +68,23 @@ class ConnectionSettings:
 
 
 def _connection_fields(env: Mapping[str, str]) -> dict[str, str | None]:
-    fernet_key = _required(
-        env,
-        "QB_FERNET_KEY",
-        "the store encrypts OAuth tokens with it. Generate one with `qb-pipelines keys generate`.",
-    )
-    client_id = _required(
-        env, "QBO_CLIENT_ID", "the Client ID of your app on developer.intuit.com (emulator: emulator-client-id)."
-    )
-    client_secret = _required(
-        env,
-        "QBO_CLIENT_SECRET",
-        "the Client Secret of your app on developer.intuit.com (emulator: emulator-client-secret).",
-    )
-    redirect_uri = _required(
+    # The web app names its environment and callback explicitly; the rest is the shared settings.
+    required_env(env, "QBO_ENVIRONMENT", f"one of {', '.join(ENVIRONMENT_NAMES)}.")
+    app = AppSettings.from_env(env)
+    redirect_uri = required_env(
         env,
         "QBO_REDIRECT_URI",
         "this web app's callback URL, e.g. https://admin.example.com/oauth/callback, registered as a "
         "Redirect URI of your Intuit app.",
     )
-    env_name = _required(env, "QBO_ENVIRONMENT", f"one of {', '.join(ENVIRONMENT_NAMES)}.").lower()
-    if env_name not in ENVIRONMENT_NAMES:
-        raise ConfigError(f"QBO_ENVIRONMENT={env_name!r} is not valid: use one of {', '.join(ENVIRONMENT_NAMES)}.")
-    emulator_url = (env.get("QBO_EMULATOR_URL") or "").strip() or (
-        DEFAULT_EMULATOR_URL if env_name == "emulator" else None
-    )
     return {
-        "database_url": (env.get("QB_DATABASE_URL") or "").strip() or None,
-        "fernet_key": fernet_key,
-        "client_id": client_id,
-        "client_secret": client_secret,
+        "database_url": app.database_url,
+        "fernet_key": app.fernet_key,
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
         "redirect_uri": redirect_uri,
-        "environment_name": env_name,
-        "emulator_url": emulator_url,
+        "environment_name": app.environment_name,
+        "emulator_url": app.emulator_url or (DEFAULT_EMULATOR_URL if app.environment_name == "emulator" else None),
     }
 
 
@@ -139,7 +114,7 @@ class WebSettings(ConnectionSettings):
         """
         env = os.environ if env is None else env
         fields = _connection_fields(env)
-        secret = _required(
+        secret = required_env(
             env,
             "QB_SESSION_SECRET",
             "it signs the admin session cookies. Use a long random value, e.g. "
