@@ -25,6 +25,7 @@ from qb_pipelines.emulator.seed import BulkSeeder, seed_company, seed_demo_compa
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine
 from qb_pipelines.store.warehouse import LINK_ENTITIES, WarehouseWriter, create_tables, tables_for
@@ -46,27 +47,6 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             eng.dispose()
 
 
-class EmulatorTokens:
-    """A token source for the emulator's test route (no browser): a fresh token on refresh."""
-
-    def __init__(self, url: str, realm: str) -> None:
-        self.url, self.realm = url, realm
-        self.token = self._issue()
-
-    def _issue(self) -> str:
-        resp = requests.post(f"{self.url}/_emulator/companies/{self.realm}/tokens", timeout=10)
-        resp.raise_for_status()
-        return resp.json()["access_token"]
-
-    def access_token(self) -> str:
-        return self.token
-
-    def refresh(self, stale_access_token: str) -> str:
-        if self.token == stale_access_token:
-            self.token = self._issue()
-        return self.token
-
-
 class Company:
     """One emulator company with its client, a warehouse writer and a unique company key."""
 
@@ -78,7 +58,7 @@ class Company:
         self.client = self.new_client()
 
     def new_client(self) -> QBOClient:
-        return QBOClient(self.realm, EmulatorTokens(self.url, self.realm), environment("emulator", emulator_url=self.url),
+        return QBOClient(self.realm, EmulatorControlTokens(self.url, self.realm), environment("emulator", emulator_url=self.url),
                          backoff_base_s=0.01, backoff_cap_s=0.05)
 
     def now(self) -> datetime:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -26,6 +25,7 @@ from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.seed import seed_demo_company
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync import reconcile, reports
@@ -40,34 +40,13 @@ COMPANY = "demo-co"
 # --------------------------------------------------------------------------------------------
 
 
-class EmulatorTokens:
-    """A token source minting tokens through the emulator's control API (tests skip OAuth)."""
-
-    def __init__(self, url: str, realm: str) -> None:
-        self.url, self.realm = url, realm
-        self.token = self._mint()
-
-    def _mint(self) -> str:
-        response = requests.post(f"{self.url}/_emulator/companies/{self.realm}/tokens", timeout=30)
-        response.raise_for_status()
-        return response.json()["access_token"]
-
-    def access_token(self) -> str:
-        return self.token
-
-    def refresh(self, stale_access_token: str) -> str:
-        if stale_access_token == self.token:
-            self.token = self._mint()
-        return self.token
-
-
 @dataclass
 class DemoCompany:
     running: RunningEmulator
     realm: str
 
     def client(self) -> QBOClient:
-        return QBOClient(self.realm, EmulatorTokens(self.running.url, self.realm),
+        return QBOClient(self.realm, EmulatorControlTokens(self.running.url, self.realm),
                          environment("emulator", self.running.url))
 
     @property

@@ -49,6 +49,7 @@ import requests
 import sqlalchemy as sa
 
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine, migrate
 from qb_pipelines.store.warehouse import WarehouseWriter, metadata
@@ -56,27 +57,6 @@ from qb_pipelines.sync.ingest import land
 
 BENCH_COMPANY = "Ingest Bench Landscaping Co"
 CHANGES = 100
-
-
-class _ControlTokens:
-    """Tokens from the emulator's control route (a bench has no browser); re-issued on a 401."""
-
-    def __init__(self, url: str, realm: str) -> None:
-        self.url, self.realm = url, realm
-        self.token = self._issue()
-
-    def _issue(self) -> str:
-        resp = requests.post(f"{self.url}/_emulator/companies/{self.realm}/tokens", timeout=30)
-        resp.raise_for_status()
-        return resp.json()["access_token"]
-
-    def access_token(self) -> str:
-        return self.token
-
-    def refresh(self, stale_access_token: str) -> str:
-        if self.token == stale_access_token:
-            self.token = self._issue()
-        return self.token
 
 
 def _peak_rss_mb() -> float:
@@ -228,7 +208,7 @@ def run(invoices: int, database_url: str | None = None, out: Callable[[str], Any
         writer = WarehouseWriter(engine)
         with _emulator(emulator_file, out) as url:
             realm = _bench_company(url, invoices, out)
-            client = QBOClient(realm, _ControlTokens(url, realm), environment("emulator", emulator_url=url))
+            client = QBOClient(realm, EmulatorControlTokens(url, realm), environment("emulator", emulator_url=url))
             marks: dict[str, float] = {}
 
             def progress(event: dict) -> None:
