@@ -273,9 +273,36 @@ class Engine:
         if bump_token:
             body["SyncToken"] = str(int(body.get("SyncToken", "0")) + 1)
         body.setdefault("MetaData", {})["LastUpdatedTime"] = qbo_timestamp(ts, tz)
-        row = c.execute("SELECT created_at FROM objects WHERE realm=? AND entity=? AND id=?",
-                        (realm, entity, int(body["Id"]))).fetchone()
-        self._put(c, realm, registry.get(entity), body, created=row[0] if row else int(ts), updated=int(ts))
+        # the row exists (we just read it): keep its created_at and active flag, replace the rest
+        c.execute("UPDATE objects SET body=?, updated_at=? WHERE realm=? AND entity=? AND id=?",
+                  (dumps(body), int(ts), realm, entity, int(body["Id"])))
+        self.db.version += 1
+
+    def _current(self, c: sqlite3.Connection, realm: str, ent: EntityDef, body: dict) -> tuple[dict, float]:
+        """The stored object a write names, checked as QBO checks it.
+
+        Returns the object and its ``created_at``. Raises 2020 without a SyncToken, 610 when the
+        Id is unknown or deleted, 5010 when the SyncToken is not the current one.
+        """
+        if body.get("SyncToken") in (None, ""):
+            raise faults.required("SyncToken")
+        obj_id = str(body.get("Id", "")).strip()
+        row = c.execute("SELECT body, status, created_at FROM objects WHERE realm=? AND entity=? AND id=?",
+                        (realm, ent.name, int(obj_id) if obj_id.isdigit() else -1)).fetchone()
+        if row is None or row[1] == "Deleted":
+            raise faults.not_found()
+        old = loads(row[0])
+        if str(body["SyncToken"]).strip() != old["SyncToken"]:
+            raise faults.stale()
+        return old, row[2]
+
+    def _tombstone(self, c: sqlite3.Connection, realm: str, ent: EntityDef, obj_id: str, ts: float) -> None:
+        """Replace an object by QBO's deleted shape; CDC reports it with status Deleted (§3)."""
+        tomb = {"domain": "QBO", "status": "Deleted", "Id": str(obj_id),
+                "MetaData": {"LastUpdatedTime": qbo_timestamp(ts, self.emu.company_tz(realm))}}
+        c.execute("UPDATE objects SET body=?, status='Deleted', updated_at=? WHERE realm=? AND entity=? AND id=?",
+                  (dumps(tomb), int(ts), realm, ent.name, int(obj_id)))
+        self.db.version += 1
 
     def _change(self, c: sqlite3.Connection, realm: str, entity: str, obj_id: str, operation: str, ts: float,
                 deleted_id: str | None = None) -> None:
@@ -311,21 +338,12 @@ class Engine:
             raise faults.unsupported(f"Update is not supported for {ent.name}")
         body = _clean(copy.deepcopy(body))
         sparse = body.get("sparse") in (True, "true", "True")
-        obj_id = body.get("Id")
-        if obj_id in (None, ""):
+        if body.get("Id") in (None, ""):
             raise faults.required("Id")
-        if body.get("SyncToken") in (None, ""):
-            raise faults.required("SyncToken")
         ts = self.emu.clock.timestamp()
         with self.db.tx() as c:
             self._require_company(c, realm)
-            row = c.execute("SELECT body, status, created_at FROM objects WHERE realm=? AND entity=? AND id=?",
-                            (realm, ent.name, int(obj_id) if str(obj_id).isdigit() else -1)).fetchone()
-            if row is None or row[1] == "Deleted":
-                raise faults.not_found()
-            old = loads(row[0])
-            if str(body["SyncToken"]).strip() != old["SyncToken"]:
-                raise faults.stale()
+            old, created = self._current(c, realm, ent, body)
             for f in SERVER_FIELDS | {"SyncToken"}:
                 body.pop(f, None)
             if sparse:
@@ -346,7 +364,7 @@ class Engine:
                 new["MetaData"] = {"CreateTime": old["MetaData"]["CreateTime"]}
                 new["MetaData"]["LastUpdatedTime"] = qbo_timestamp(ts, self.emu.company_tz(realm))
                 new["domain"], new["sparse"] = "QBO", False
-                self._put(c, realm, ent, new, created=row[2], updated=int(ts))
+                self._put(c, realm, ent, new, created=created, updated=int(ts))
                 if ent.name == "CompanyInfo":
                     c.execute("UPDATE companies SET name=? WHERE realm=?",
                               (new.get("CompanyName", old["CompanyName"]), realm))
@@ -355,7 +373,7 @@ class Engine:
             if ent.is_name_list:
                 op = self._activation_change(c, realm, ent, old, new)
                 operation = op or operation
-            out = self._write(c, realm, ent, new, old=old, ts=ts, created=row[2])
+            out = self._write(c, realm, ent, new, old=old, ts=ts, created=created)
             self._change(c, realm, ent.name, out["Id"], operation, ts)
             return out
 
@@ -369,23 +387,12 @@ class Engine:
         ts = self.emu.clock.timestamp()
         with self.db.tx() as c:
             self._require_company(c, realm)
-            old = self._get(c, realm, ent.name, body.get("Id"))
-            if old is None:
-                raise faults.not_found()
-            if body.get("SyncToken") in (None, ""):
-                raise faults.required("SyncToken")
-            if str(body["SyncToken"]) != old["SyncToken"]:
-                raise faults.stale()
+            old, _created = self._current(c, realm, ent, body)
             self._guard_linked(c, realm, ent, old, action="deleted")
             self._unlink_all(c, realm, ent, old, ts)
             self._apply_side_effects(c, realm, ent, old, None, ts)
             c.execute("DELETE FROM postings WHERE realm=? AND entity=? AND txn_id=?", (realm, ent.name, int(old["Id"])))
-            tz = self.emu.company_tz(realm)
-            tomb = {"domain": "QBO", "status": "Deleted", "Id": old["Id"],
-                    "MetaData": {"LastUpdatedTime": qbo_timestamp(ts, tz)}}
-            created = c.execute("SELECT created_at FROM objects WHERE realm=? AND entity=? AND id=?",
-                                (realm, ent.name, int(old["Id"]))).fetchone()[0]
-            self._put(c, realm, ent, tomb, created=created, updated=int(ts), status="Deleted")
+            self._tombstone(c, realm, ent, old["Id"], ts)
             self._change(c, realm, ent.name, old["Id"], "Delete", ts)
             self._refresh_accounts(c, realm)
             return {"domain": "QBO", "status": "Deleted", "Id": old["Id"]}
@@ -399,16 +406,7 @@ class Engine:
         ts = self.emu.clock.timestamp()
         with self.db.tx() as c:
             self._require_company(c, realm)
-            row = c.execute("SELECT body, status, created_at FROM objects WHERE realm=? AND entity=? AND id=?",
-                            (realm, ent.name, int(body["Id"]) if str(body.get("Id", "")).isdigit() else -1)
-                            ).fetchone()
-            if row is None or row[1] == "Deleted":
-                raise faults.not_found()
-            old = loads(row[0])
-            if body.get("SyncToken") in (None, ""):
-                raise faults.required("SyncToken")
-            if str(body["SyncToken"]) != old["SyncToken"]:
-                raise faults.stale()
+            old, created = self._current(c, realm, ent, body)
             if old.get("PrivateNote", "").startswith("Voided"):
                 return old
             self._guard_linked(c, realm, ent, old, action="voided")
@@ -417,7 +415,7 @@ class Engine:
             note = old.get("PrivateNote")
             new["PrivateNote"] = f"Voided - {note}" if note else "Voided"
             self._zero_amounts(ent, new)
-            out = self._write(c, realm, ent, new, old=old, ts=ts, created=row[2], voiding=True)
+            out = self._write(c, realm, ent, new, old=old, ts=ts, created=created, voiding=True)
             self._change(c, realm, ent.name, out["Id"], "Void", ts)
             return out
 
@@ -450,15 +448,11 @@ class Engine:
                     self._put(c, realm, other_def, other, created=created, updated=int(ts))
                     if other_def.is_transaction:
                         self._post(c, realm, other_def, other)
-            c.execute("UPDATE postings SET customer_id=? WHERE realm=? AND customer_id=?",
-                      (int(winner["Id"]), realm, int(loser["Id"]))) if ent.name == "Customer" else None
-            c.execute("UPDATE postings SET vendor_id=? WHERE realm=? AND vendor_id=?",
-                      (int(winner["Id"]), realm, int(loser["Id"]))) if ent.name == "Vendor" else None
-            created = c.execute("SELECT created_at FROM objects WHERE realm=? AND entity=? AND id=?",
-                                (realm, ent.name, int(loser["Id"]))).fetchone()[0]
-            tomb = {"domain": "QBO", "status": "Deleted", "Id": loser["Id"],
-                    "MetaData": {"LastUpdatedTime": qbo_timestamp(ts, tz)}}
-            self._put(c, realm, ent, tomb, created=created, updated=int(ts), status="Deleted")
+            party_column = {"Customer": "customer_id", "Vendor": "vendor_id"}.get(ent.name)
+            if party_column:
+                c.execute(f"UPDATE postings SET {party_column}=? WHERE realm=? AND {party_column}=?",
+                          (int(winner["Id"]), realm, int(loser["Id"])))
+            self._tombstone(c, realm, ent, loser["Id"], ts)
             if ent.name in ("Customer", "Vendor"):
                 self._recompute_party_balances(c, realm, ent.name)
             self._change(c, realm, ent.name, winner["Id"], "Merge", ts, deleted_id=loser["Id"])
