@@ -33,7 +33,7 @@ asset's group, and ``qbo_checks`` names the job and selection that run them all.
 
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -198,6 +198,24 @@ def _not_compared(report: str, month: str) -> dg.AssetCheckResult:
 _REPORTS = {report_asset_key(r): a for r, a in zip(report_mod.REPORTS, REPORT_ASSETS, strict=True)}
 
 
+def _compare_report(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, report: str,
+                    compare: Callable[[Any, str, pd.DataFrame, str], reconcile.CheckOutcome], *,
+                    current_month_only: bool = False) -> dg.AssetCheckResult:
+    """Read the partition's landed ``report`` and compare it with the landed books.
+
+    ``current_month_only``: the check reads today's balances from the warehouse, which only the
+    current month's report shows; other months pass as "not compared".
+    """
+    company, month = split_report_partition(context)
+    engine = warehouse.engine()
+    frame = _read_report(engine, company, report, month)
+    if frame is None:
+        return _not_landed(report, company, month)
+    if current_month_only and month != _current_month():
+        return _not_compared(report, month)
+    return check_result(compare(engine, company, frame, month), compared=True, month=month)
+
+
 @dg.asset_check(
     asset=_REPORTS[report_asset_key("AgedReceivables")],
     name="receivables",
@@ -207,17 +225,13 @@ _REPORTS = {report_asset_key(r): a for r, a in zip(report_mod.REPORTS, REPORT_AS
 )
 def qbo_receivables_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Landed open receivables against QuickBooks' AgedReceivables and BalanceSheet A/R."""
-    company, month = split_report_partition(context)
-    engine = warehouse.engine()
-    aged = _read_report(engine, company, "AgedReceivables", month)
-    if aged is None:
-        return _not_landed("AgedReceivables", company, month)
-    if month != _current_month():
-        return _not_compared("AgedReceivables", month)
-    balance_sheet = _read_report(engine, company, "BalanceSheet", month)
-    outcome = reconcile.open_receivables(engine, company, aged, balance_sheet,
-                                         as_of=report_mod.parse_month(month).end.isoformat())
-    return check_result(outcome, compared=True, month=month)
+
+    def compare(engine: Any, company: str, aged: pd.DataFrame, month: str) -> reconcile.CheckOutcome:
+        balance_sheet = _read_report(engine, company, "BalanceSheet", month)
+        return reconcile.open_receivables(engine, company, aged, balance_sheet,
+                                          as_of=report_mod.parse_month(month).end.isoformat())
+
+    return _compare_report(context, warehouse, "AgedReceivables", compare, current_month_only=True)
 
 
 @dg.asset_check(
@@ -229,14 +243,9 @@ def qbo_receivables_check(context: dg.AssetCheckExecutionContext, warehouse: War
 def qbo_customer_balances_check(context: dg.AssetCheckExecutionContext,
                                 warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """``qbo_customer.balance`` per customer against CustomerBalance (current month)."""
-    company, month = split_report_partition(context)
-    engine = warehouse.engine()
-    frame = _read_report(engine, company, "CustomerBalance", month)
-    if frame is None:
-        return _not_landed("CustomerBalance", company, month)
-    if month != _current_month():
-        return _not_compared("CustomerBalance", month)
-    return check_result(reconcile.customer_balances(engine, company, frame), compared=True, month=month)
+    return _compare_report(context, warehouse, "CustomerBalance",
+                           lambda engine, company, frame, _month: reconcile.customer_balances(engine, company, frame),
+                           current_month_only=True)
 
 
 @dg.asset_check(
@@ -247,12 +256,8 @@ def qbo_customer_balances_check(context: dg.AssetCheckExecutionContext,
 )
 def qbo_trial_balance_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Debit-positive balance per account from landed postings against TrialBalance at month end."""
-    company, month = split_report_partition(context)
-    engine = warehouse.engine()
-    frame = _read_report(engine, company, "TrialBalance", month)
-    if frame is None:
-        return _not_landed("TrialBalance", company, month)
-    return check_result(reconcile.trial_balance(engine, company, frame), compared=True, month=month)
+    return _compare_report(context, warehouse, "TrialBalance",
+                           lambda engine, company, frame, _month: reconcile.trial_balance(engine, company, frame))
 
 
 @dg.asset_check(
@@ -264,12 +269,8 @@ def qbo_trial_balance_check(context: dg.AssetCheckExecutionContext, warehouse: W
 def qbo_profit_and_loss_check(context: dg.AssetCheckExecutionContext,
                               warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """P&L totals and accounts from landed postings against ProfitAndLoss for the month."""
-    company, month = split_report_partition(context)
-    engine = warehouse.engine()
-    frame = _read_report(engine, company, "ProfitAndLoss", month)
-    if frame is None:
-        return _not_landed("ProfitAndLoss", company, month)
-    return check_result(reconcile.profit_and_loss(engine, company, frame), compared=True, month=month)
+    return _compare_report(context, warehouse, "ProfitAndLoss",
+                           lambda engine, company, frame, _month: reconcile.profit_and_loss(engine, company, frame))
 
 
 REPORT_CHECKS = [qbo_receivables_check, qbo_customer_balances_check, qbo_trial_balance_check,
