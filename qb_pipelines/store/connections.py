@@ -499,16 +499,13 @@ class ConnectionStore:
             another company (configuration kept; ``mappings_need_review`` set and the previous
             realm recorded).
         """
+        args = (tenant_key, environment, realm_id, company_name, user_email, given_name, family_name, tokens)
         try:
-            return self._save_tokens_on_connect(
-                tenant_key, environment, realm_id, company_name, user_email, given_name, family_name, tokens
-            )
+            return self._save_tokens_on_connect(*args)
         except IntegrityError:
             # Two first connections raced (no row existed to lock): the loser is now a reconnect
             # or a switch of the winner's row.
-            return self._save_tokens_on_connect(
-                tenant_key, environment, realm_id, company_name, user_email, given_name, family_name, tokens
-            )
+            return self._save_tokens_on_connect(*args)
 
     def _save_tokens_on_connect(
         self,
