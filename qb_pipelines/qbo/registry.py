@@ -22,6 +22,29 @@ class Kind(StrEnum):
     SINGLETON = "singleton"  # CompanyInfo, Preferences: one object per company
 
 
+class Lines(StrEnum):
+    """The family of a transaction's lines: what its lines carry and how they post (§2).
+
+    The emulator computes, the warehouse lands, the quality checks test and the ledger posts each
+    family one way, so they all ask the registry rather than keeping their own lists.
+    """
+
+    NONE = "none"  # no lines (name lists, singletons, TimeActivity)
+    SALES = "sales"  # SalesItemLineDetail / DiscountLineDetail / SubTotal; tax from TxnTaxDetail
+    EXPENSE = "expense"  # AccountBasedExpenseLineDetail / ItemBasedExpenseLineDetail
+    LINKS = "links"  # Amount + LinkedTxn only (Payment, BillPayment): land as a link table
+    DEPOSIT = "deposit"  # DepositLineDetail, or LinkedTxn to the payments deposited
+    JOURNAL = "journal"  # JournalEntryLineDetail: Debit / Credit postings
+
+
+class Direction(StrEnum):
+    """Which way a tenant syncs an entity between the app and QuickBooks."""
+
+    APP_TO_QBO = "app_to_qbo"
+    QBO_TO_APP = "qbo_to_app"
+    BOTH = "both"
+
+
 class Void(StrEnum):
     """How a transaction is voided (§1.2)."""
 
@@ -52,8 +75,9 @@ class EntityDef:
         kind: name list, transaction or singleton.
         typed_fields: fields landed as typed warehouse columns (dotted paths into the body).
         line_fields: names of child collections landed as line tables (e.g. ``("Line",)``).
-        link_lines: the lines only link other documents (Payment, BillPayment: ``Amount`` +
-            ``LinkedTxn``, no DetailType), so they land as a link table, one row per link.
+        lines: the family of the lines (sales, expense, links, deposit, journal); ``LINKS``
+            lines only link other documents (``Amount`` + ``LinkedTxn``, no DetailType), so they
+            land as a link table, one row per link.
         depends_on: entities this one references; the push order is a topological sort.
         cdc: whether QBO's change data capture returns this entity (§3).
         writable: whether the API accepts create/update for it.
@@ -67,14 +91,30 @@ class EntityDef:
         doc_number: whether QBO numbers the document (DocNumber auto-increment from 1001).
         pdf: whether ``GET /{entity}/{id}/pdf`` and ``/send`` exist.
         webhook: whether QBO webhooks report changes to it.
-        push: whether the app pushes it to QBO (outbound, §mission).
+        party: the name list a transaction's header names as its counterparty
+            (``CustomerRef`` -> Customer, ``VendorRef`` -> Vendor); ``None`` when it has none or
+            may name several kinds (Purchase's ``EntityRef``).
+        posts_to_ledger: whether the transaction posts to the books (Estimate and TimeActivity
+            do not); the ledger, the trial balance and the P&L checks read these.
+        balance_field: the open balance QBO maintains on the object (``Balance`` of an invoice,
+            a bill, a customer), ``None`` when it keeps none.
+        party_sign: how the transaction moves its party's ``Balance`` (+1 an invoice or bill,
+            -1 a credit or a payment, 0 none).
+        stock_sign: how the transaction moves an inventory item's ``QtyOnHand`` (-1 sold, +1
+            bought or returned, 0 none).
+        hierarchical: a name list with ``ParentRef`` / ``FullyQualifiedName`` (sub-customers,
+            sub-accounts, sub-items, sub-classes, sub-departments).
+        inactive_suffix: what QBO appends to the name of an inactivated object.
+        directions: the directions a tenant may choose for it; empty when it only lands
+            (QuickBooks to warehouse) and never reaches the app.
+        default_direction: the direction a new tenant starts with (one of ``directions``).
     """
 
     name: str
     kind: Kind
     typed_fields: tuple[str, ...] = ()
     line_fields: tuple[str, ...] = ()
-    link_lines: bool = False
+    lines: Lines = Lines.NONE
     depends_on: tuple[str, ...] = ()
     cdc: bool = True
     writable: bool = True
@@ -87,7 +127,21 @@ class EntityDef:
     doc_number: bool = False
     pdf: bool = False
     webhook: bool = True
-    push: bool = False
+    party: str | None = None
+    posts_to_ledger: bool = False
+    balance_field: str | None = None
+    party_sign: int = 0
+    stock_sign: int = 0
+    hierarchical: bool = False
+    inactive_suffix: str = " (Deleted)"
+    directions: tuple[Direction, ...] = ()
+    default_direction: Direction | None = None
+
+    def __post_init__(self) -> None:
+        if (self.default_direction is None) != (not self.directions) or (
+            self.default_direction is not None and self.default_direction not in self.directions
+        ):
+            raise ValueError(f"{self.name}: default_direction must be one of directions")
 
     @property
     def path(self) -> str:
@@ -101,6 +155,21 @@ class EntityDef:
     @property
     def is_name_list(self) -> bool:
         return self.kind is Kind.NAME_LIST
+
+    @property
+    def link_lines(self) -> bool:
+        """Lines that only link other documents land as a link table (Payment, BillPayment)."""
+        return self.lines is Lines.LINKS
+
+    @property
+    def push(self) -> bool:
+        """Whether the app may push it to QBO (some allowed direction goes app to QuickBooks)."""
+        return Direction.APP_TO_QBO in self.directions or Direction.BOTH in self.directions
+
+    @property
+    def to_app(self) -> bool:
+        """Whether QBO's changes to it may flow back to the app (the change feed)."""
+        return Direction.QBO_TO_APP in self.directions or Direction.BOTH in self.directions
 
     @property
     def deletable(self) -> bool:
@@ -121,6 +190,9 @@ _TXN_FIELDS = (
     "MetaData.LastUpdatedTime",
 )
 _PARTY = ("Customer", "Vendor", "Employee")
+_ANY_WAY = (Direction.APP_TO_QBO, Direction.QBO_TO_APP, Direction.BOTH)
+#: The app's own documents: a QuickBooks-only direction would leave them unsynced.
+_DOCUMENT_WAYS = (Direction.APP_TO_QBO, Direction.BOTH)
 _SALES_LINE_REFS = {
     "SalesItemLineDetail": (
         Ref("SalesItemLineDetail.ItemRef", "Item"),
@@ -157,7 +229,7 @@ ENTITIES: tuple[EntityDef, ...] = (
     EntityDef("Account", Kind.NAME_LIST,
               typed_fields=(*_NAME_FIELDS, "Name", "AcctNum", "Classification", "AccountType",
                             "AccountSubType", "CurrentBalance", "ParentRef.value"),
-              required=("Name",), unique_name="Name", refs=(Ref("ParentRef", "Account"),)),
+              required=("Name",), unique_name="Name", hierarchical=True, refs=(Ref("ParentRef", "Account"),)),
     EntityDef("TaxRate", Kind.NAME_LIST, typed_fields=(*_NAME_FIELDS, "Name", "RateValue"),
               cdc=False, writable=False, webhook=False),
     EntityDef("TaxCode", Kind.NAME_LIST, typed_fields=(*_NAME_FIELDS, "Name", "Taxable"),
@@ -168,22 +240,24 @@ ENTITIES: tuple[EntityDef, ...] = (
               required=("Name",), unique_name="Name"),
     EntityDef("Class", Kind.NAME_LIST,
               typed_fields=(*_NAME_FIELDS, "Name", "FullyQualifiedName", "ParentRef.value"),
-              required=("Name",), unique_name="Name", refs=(Ref("ParentRef", "Class"),)),
+              required=("Name",), unique_name="Name", hierarchical=True, refs=(Ref("ParentRef", "Class"),)),
     EntityDef("Department", Kind.NAME_LIST,
               typed_fields=(*_NAME_FIELDS, "Name", "FullyQualifiedName", "ParentRef.value"),
-              required=("Name",), unique_name="Name", refs=(Ref("ParentRef", "Department"),)),
+              required=("Name",), unique_name="Name", hierarchical=True, refs=(Ref("ParentRef", "Department"),)),
     EntityDef("Customer", Kind.NAME_LIST,
               typed_fields=(*_NAME_FIELDS, "DisplayName", "CompanyName", "GivenName", "FamilyName",
                             "PrimaryEmailAddr.Address", "Balance", "BalanceWithJobs", "Job",
                             "ParentRef.value", "Level", "CurrencyRef.value"),
               depends_on=("Term", "PaymentMethod"), unique_name="DisplayName",
-              name_scope=_PARTY, push=True,
+              name_scope=_PARTY, balance_field="Balance", hierarchical=True, inactive_suffix=" (deleted)",
+              directions=_ANY_WAY, default_direction=Direction.BOTH,
               refs=(Ref("ParentRef", "Customer"), Ref("SalesTermRef", "Term"),
                     Ref("PaymentMethodRef", "PaymentMethod"))),
     EntityDef("Vendor", Kind.NAME_LIST,
               typed_fields=(*_NAME_FIELDS, "DisplayName", "CompanyName", "PrimaryEmailAddr.Address",
                             "Balance", "CurrencyRef.value"),
-              depends_on=("Term",), unique_name="DisplayName", name_scope=_PARTY, push=True,
+              depends_on=("Term",), unique_name="DisplayName", name_scope=_PARTY, balance_field="Balance",
+              directions=_ANY_WAY, default_direction=Direction.APP_TO_QBO,
               refs=(Ref("TermRef", "Term"),)),
     EntityDef("Employee", Kind.NAME_LIST,
               typed_fields=(*_NAME_FIELDS, "DisplayName", "GivenName", "FamilyName"),
@@ -191,89 +265,102 @@ ENTITIES: tuple[EntityDef, ...] = (
     EntityDef("Item", Kind.NAME_LIST,
               typed_fields=(*_NAME_FIELDS, "Name", "Sku", "Type", "UnitPrice", "PurchaseCost",
                             "QtyOnHand", "IncomeAccountRef.value", "ParentRef.value"),
-              depends_on=("Account",), required=("Name",), unique_name="Name", push=True,
+              depends_on=("Account",), required=("Name",), unique_name="Name", hierarchical=True,
+              directions=_ANY_WAY, default_direction=Direction.APP_TO_QBO,
               refs=(Ref("IncomeAccountRef", "Account"), Ref("ExpenseAccountRef", "Account"),
                     Ref("AssetAccountRef", "Account"), Ref("ParentRef", "Item"))),
     # --- transactions ---------------------------------------------------------------
     EntityDef("Invoice", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "DueDate", "Balance", "EmailStatus"),
-              line_fields=("Line",), depends_on=("Customer", "Item", "Term", "TaxCode", "Account"),
+              line_fields=("Line",), lines=Lines.SALES, depends_on=("Customer", "Item", "Term", "TaxCode", "Account"),
               void=Void.OPERATION, required=("CustomerRef", "Line"), refs=_SALES_REFS,
-              line_refs=_SALES_LINE_REFS, doc_number=True, pdf=True, push=True),
+              line_refs=_SALES_LINE_REFS, doc_number=True, pdf=True, party="Customer", posts_to_ledger=True,
+              balance_field="Balance", party_sign=1, stock_sign=-1,
+              directions=_DOCUMENT_WAYS, default_direction=Direction.APP_TO_QBO),
     EntityDef("Estimate", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "TxnStatus", "ExpirationDate"),
-              line_fields=("Line",), depends_on=("Customer", "Item", "Term", "TaxCode"),
+              line_fields=("Line",), lines=Lines.SALES, depends_on=("Customer", "Item", "Term", "TaxCode"),
               required=("CustomerRef", "Line"), refs=_SALES_REFS, line_refs=_SALES_LINE_REFS,
-              doc_number=True, pdf=True, push=True),
+              doc_number=True, pdf=True, party="Customer",
+              directions=_DOCUMENT_WAYS, default_direction=Direction.APP_TO_QBO),
     EntityDef("Payment", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "UnappliedAmt",
                             "DepositToAccountRef.value", "PaymentRefNum"),
-              line_fields=("Line",), link_lines=True,
+              line_fields=("Line",), lines=Lines.LINKS,
               depends_on=("Customer", "Invoice", "CreditMemo", "PaymentMethod", "Account"),
-              void=Void.INCLUDE, required=("CustomerRef", "TotalAmt"),
+              void=Void.INCLUDE, required=("CustomerRef", "TotalAmt"), party="Customer", posts_to_ledger=True,
+              party_sign=-1, directions=(Direction.QBO_TO_APP,), default_direction=Direction.QBO_TO_APP,
               refs=(Ref("CustomerRef", "Customer", required=True),
                     Ref("DepositToAccountRef", "Account"), Ref("PaymentMethodRef", "PaymentMethod"),
                     Ref("ARAccountRef", "Account"))),
     EntityDef("SalesReceipt", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "DepositToAccountRef.value"),
-              line_fields=("Line",), depends_on=("Customer", "Item", "PaymentMethod", "Account", "TaxCode"),
-              void=Void.INCLUDE, required=("Line",),
+              line_fields=("Line",), lines=Lines.SALES,
+              depends_on=("Customer", "Item", "PaymentMethod", "Account", "TaxCode"),
+              void=Void.INCLUDE, required=("Line",), party="Customer", posts_to_ledger=True, stock_sign=-1,
               refs=(Ref("CustomerRef", "Customer"), Ref("DepositToAccountRef", "Account"),
                     Ref("PaymentMethodRef", "PaymentMethod"), Ref("ClassRef", "Class"),
                     Ref("DepartmentRef", "Department"), Ref("TxnTaxDetail.TxnTaxCodeRef", "TaxCode")),
               line_refs=_SALES_LINE_REFS, doc_number=True, pdf=True),
     EntityDef("CreditMemo", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "Balance", "RemainingCredit"),
-              line_fields=("Line",), depends_on=("Customer", "Item", "TaxCode"),
+              line_fields=("Line",), lines=Lines.SALES, depends_on=("Customer", "Item", "TaxCode"),
               void=Void.INCLUDE, required=("CustomerRef", "Line"), refs=_SALES_REFS,
-              line_refs=_SALES_LINE_REFS, doc_number=True, pdf=True),
+              line_refs=_SALES_LINE_REFS, doc_number=True, pdf=True, party="Customer", posts_to_ledger=True,
+              balance_field="Balance", party_sign=-1, stock_sign=1),
     EntityDef("RefundReceipt", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "DepositToAccountRef.value"),
-              line_fields=("Line",), depends_on=("Customer", "Item", "Account", "PaymentMethod"),
-              void=Void.INCLUDE, required=("Line", "DepositToAccountRef"),
+              line_fields=("Line",), lines=Lines.SALES, depends_on=("Customer", "Item", "Account", "PaymentMethod"),
+              void=Void.INCLUDE, required=("Line", "DepositToAccountRef"), party="Customer", posts_to_ledger=True,
+              stock_sign=1,
               refs=(Ref("CustomerRef", "Customer"),
                     Ref("DepositToAccountRef", "Account", required=True),
                     Ref("PaymentMethodRef", "PaymentMethod")),
               line_refs=_SALES_LINE_REFS, doc_number=True, pdf=True),
     EntityDef("Bill", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "VendorRef.value", "DueDate", "Balance", "APAccountRef.value"),
-              line_fields=("Line",), depends_on=("Vendor", "Account", "Item", "Term", "Customer"),
-              required=("VendorRef", "Line"),
+              line_fields=("Line",), lines=Lines.EXPENSE, depends_on=("Vendor", "Account", "Item", "Term", "Customer"),
+              required=("VendorRef", "Line"), party="Vendor", posts_to_ledger=True, balance_field="Balance",
+              party_sign=1, stock_sign=1, directions=_DOCUMENT_WAYS, default_direction=Direction.APP_TO_QBO,
               refs=(Ref("VendorRef", "Vendor", required=True), Ref("APAccountRef", "Account"),
                     Ref("SalesTermRef", "Term")),
-              line_refs=_EXPENSE_LINE_REFS, push=True),
+              line_refs=_EXPENSE_LINE_REFS),
     EntityDef("BillPayment", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "VendorRef.value", "PayType"),
-              line_fields=("Line",), link_lines=True, depends_on=("Vendor", "Bill", "Account"),
-              void=Void.INCLUDE, required=("VendorRef", "PayType", "TotalAmt"),
+              line_fields=("Line",), lines=Lines.LINKS, depends_on=("Vendor", "Bill", "Account"),
+              void=Void.INCLUDE, required=("VendorRef", "PayType", "TotalAmt"), party="Vendor",
+              posts_to_ledger=True, party_sign=-1,
               refs=(Ref("VendorRef", "Vendor", required=True),
                     Ref("CheckPayment.BankAccountRef", "Account"),
                     Ref("CreditCardPayment.CCAccountRef", "Account"))),
     EntityDef("VendorCredit", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "VendorRef.value", "Balance"),
-              line_fields=("Line",), depends_on=("Vendor", "Account", "Item"),
-              required=("VendorRef", "Line"),
+              line_fields=("Line",), lines=Lines.EXPENSE, depends_on=("Vendor", "Account", "Item"),
+              required=("VendorRef", "Line"), party="Vendor", posts_to_ledger=True, balance_field="Balance",
+              party_sign=-1, stock_sign=-1,
               refs=(Ref("VendorRef", "Vendor", required=True), Ref("APAccountRef", "Account")),
               line_refs=_EXPENSE_LINE_REFS),
     EntityDef("Purchase", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "PaymentType", "AccountRef.value", "EntityRef.value", "Credit"),
-              line_fields=("Line",), depends_on=("Account", "Vendor", "Customer", "Employee", "Item"),
-              required=("PaymentType", "AccountRef", "Line"),
+              line_fields=("Line",), lines=Lines.EXPENSE,
+              depends_on=("Account", "Vendor", "Customer", "Employee", "Item"),
+              required=("PaymentType", "AccountRef", "Line"), posts_to_ledger=True, stock_sign=1,
               refs=(Ref("AccountRef", "Account", required=True),
                     Ref("EntityRef", ("Vendor", "Customer", "Employee")),
                     Ref("PaymentMethodRef", "PaymentMethod")),
               line_refs=_EXPENSE_LINE_REFS),
     EntityDef("Deposit", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "DepositToAccountRef.value"),
-              line_fields=("Line",), depends_on=("Account", "Payment", "SalesReceipt", "Customer"),
-              required=("DepositToAccountRef", "Line"),
+              line_fields=("Line",), lines=Lines.DEPOSIT, depends_on=("Account", "Payment", "SalesReceipt", "Customer"),
+              required=("DepositToAccountRef", "Line"), posts_to_ledger=True,
               refs=(Ref("DepositToAccountRef", "Account", required=True),),
               line_refs={"DepositLineDetail": (Ref("DepositLineDetail.AccountRef", "Account"),
                                                Ref("DepositLineDetail.Entity", ("Customer", "Vendor", "Employee")))}),
     EntityDef("JournalEntry", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "Adjustment"),
-              line_fields=("Line",), depends_on=("Account", "Customer", "Vendor", "Employee", "Class"),
-              required=("Line",), doc_number=False,
+              line_fields=("Line",), lines=Lines.JOURNAL,
+              depends_on=("Account", "Customer", "Vendor", "Employee", "Class"),
+              required=("Line",), doc_number=False, posts_to_ledger=True,
               line_refs={"JournalEntryLineDetail": (
                   Ref("JournalEntryLineDetail.AccountRef", "Account", required=True),
                   Ref("JournalEntryLineDetail.ClassRef", "Class"),
@@ -332,6 +419,21 @@ def push_order() -> list[EntityDef]:
     for e in pushed:
         visit(e)
     return done
+
+
+def with_lines(*families: Lines) -> tuple[EntityDef, ...]:
+    """Transactions whose lines are of one of ``families`` (``with_lines(Lines.SALES)``)."""
+    return tuple(e for e in ENTITIES if e.lines in families)
+
+
+def posting_entities() -> tuple[EntityDef, ...]:
+    """Transactions that post to the books, in registry order."""
+    return tuple(e for e in ENTITIES if e.posts_to_ledger)
+
+
+def parties() -> tuple[str, ...]:
+    """The name lists that share one DisplayName namespace (Customer, Vendor, Employee)."""
+    return tuple(dict.fromkeys(n for e in ENTITIES for n in e.name_scope))
 
 
 def cdc_entities() -> list[EntityDef]:

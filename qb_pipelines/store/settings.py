@@ -5,7 +5,8 @@ The settings decide, per tenant:
 * **entities**: sync on or off per entity. Every entity the integration lands from QuickBooks
   (every registry entity except the company singletons) can be switched off; the pushed ones
   (Customer, Item, Vendor, Invoice, Estimate, Bill) are among them. Entities left out default to on.
-* **directions** for the entities that can move both ways. The allowed values follow what each
+* **directions** for the entities that can move both ways. The allowed values and the defaults
+  are the registry's (``EntityDef.directions`` / ``default_direction``); they follow what each
   entity means for the business:
 
   ========  ==========================================  ====================================
@@ -41,31 +42,19 @@ from typing import Any
 
 from qb_pipelines.qbo import registry
 
-APP_TO_QBO = "app_to_qbo"
-QBO_TO_APP = "qbo_to_app"
-BOTH = "both"
+APP_TO_QBO = registry.Direction.APP_TO_QBO.value
+QBO_TO_APP = registry.Direction.QBO_TO_APP.value
+BOTH = registry.Direction.BOTH.value
 
 #: Entities a tenant can switch on or off: everything landed (the singletons always are).
 TOGGLE_ENTITIES: tuple[str, ...] = tuple(e.name for e in registry.ENTITIES if e.kind is not registry.Kind.SINGLETON)
 
-#: Allowed directions per bidirectional entity (first value listed in DEFAULT_DIRECTIONS).
+#: Allowed directions per bidirectional entity, from the registry (``EntityDef.directions``).
 DIRECTIONS: dict[str, tuple[str, ...]] = {
-    "Customer": (APP_TO_QBO, QBO_TO_APP, BOTH),
-    "Item": (APP_TO_QBO, QBO_TO_APP, BOTH),
-    "Vendor": (APP_TO_QBO, QBO_TO_APP, BOTH),
-    "Invoice": (APP_TO_QBO, BOTH),
-    "Estimate": (APP_TO_QBO, BOTH),
-    "Bill": (APP_TO_QBO, BOTH),
-    "Payment": (QBO_TO_APP,),
+    e.name: tuple(d.value for d in e.directions) for e in registry.ENTITIES if e.directions
 }
 DEFAULT_DIRECTIONS: dict[str, str] = {
-    "Customer": BOTH,
-    "Item": APP_TO_QBO,
-    "Vendor": APP_TO_QBO,
-    "Invoice": APP_TO_QBO,
-    "Estimate": APP_TO_QBO,
-    "Bill": APP_TO_QBO,
-    "Payment": QBO_TO_APP,
+    e.name: e.default_direction.value for e in registry.ENTITIES if e.default_direction is not None
 }
 DIRECTION_LABELS = {APP_TO_QBO: "App to QuickBooks", QBO_TO_APP: "QuickBooks to App", BOTH: "Both ways"}
 
