@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -242,3 +243,42 @@ def test_a_write_still_unanswered_after_retries_is_outcome_unknown(emulator: Run
     again = client.create("Customer", {"DisplayName": "Maybe Posted"}, requestid=requestid)
     assert again["DisplayName"] == "Maybe Posted"
     assert client.count("Customer", where="DisplayName = 'Maybe Posted'") == 1
+
+
+def test_a_batch_with_the_callers_requestid_is_resumed_exactly_once(emulator: RunningEmulator, realm: str) -> None:
+    """A push resends a batch after a crash or an unknown outcome: the same requestid replays the first answer."""
+    client = make_client(emulator, realm, max_retries=1, recorder=Recorder())
+    items = [{"bId": f"c{i}", "operation": "create", "Customer": {"DisplayName": f"Batch Once {i}"}} for i in range(3)]
+    inject(emulator, {"after_commit": "drop",
+                      "next": {"fault": "timeout_after_commit", "count": 2, "scope": {"realms": [realm]}}})
+    with pytest.raises(OutcomeUnknownError) as info:
+        client.batch(items, requestid="outbox-17-18-19")
+    assert info.value.requestid == "outbox-17-18-19"
+
+    first = client.batch(items, requestid="outbox-17-18-19")  # after a crash: the same batch again
+    again = client.batch(items, requestid="outbox-17-18-19")
+
+    assert [r["Customer"]["Id"] for r in first] == [r["Customer"]["Id"] for r in again]
+    assert [r["bId"] for r in first] == ["c0", "c1", "c2"]
+    assert client.count("Customer", where="DisplayName LIKE 'Batch Once%'") == 3  # each posted once
+
+
+def test_a_long_batch_derives_one_requestid_per_call_and_replays_them(emulator: RunningEmulator, realm: str) -> None:
+    rec = Recorder()
+    client = make_client(emulator, realm, recorder=rec)
+    items = [{"operation": "create", "Customer": {"DisplayName": f"Chunked {i:02d}"}} for i in range(35)]
+    first = client.batch(items, requestid="push-run-1")
+    second = client.batch(items, requestid="push-run-1")
+    ids = [parse_qs(urlsplit(r.url).query)["requestid"][0] for r in rec.requests if "/batch" in r.url]
+    assert len(ids) == 4 and ids[:2] == ids[2:] and ids[0] != ids[1]  # two calls each time, same two ids
+    assert all(len(i) <= 36 for i in ids)
+    assert [r["Customer"]["Id"] for r in first] == [r["Customer"]["Id"] for r in second]
+    assert client.count("Customer", where="DisplayName LIKE 'Chunked%'") == 35
+
+
+def test_batch_refuses_ids_longer_than_qbo_accepts(emulator: RunningEmulator, realm: str) -> None:
+    client = make_client(emulator, realm)
+    with pytest.raises(ValueError, match="36"):
+        client.batch([{"operation": "create", "Customer": {"DisplayName": "X"}}], requestid="r" * 37)
+    with pytest.raises(ValueError, match="10 characters"):
+        client.batch([{"bId": "b" * 11, "operation": "create", "Customer": {"DisplayName": "X"}}], requestid="ok")

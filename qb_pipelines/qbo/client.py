@@ -26,6 +26,7 @@ Tokens and ``Authorization`` headers are never logged; errors are logged with ``
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import random
@@ -84,6 +85,9 @@ CDC_MAX_OBJECTS = 1000
 CDC_LOOKBACK = timedelta(days=30)
 #: QBO's most items per batch call.
 BATCH_SIZE = 30
+#: QBO's limits when a batch carries a requestid: the id at most 36 characters, each bId at most 10.
+BATCH_REQUESTID_MAX = 36
+BATCH_BID_MAX = 10
 #: How long to wait after a 429 that carries no Retry-After (Intuit: "wait 60 seconds").
 THROTTLE_DEFAULT_WAIT_S = 60.0
 #: A Retry-After longer than this is not waited for in-process: the call fails at once (e.g. the
@@ -622,7 +626,7 @@ class QBOClient:
             objects = blocks.get(name, [])
 
     # ------------------------------------------------------------------------------ batch
-    def batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any] | QBOError]:
+    def batch(self, items: list[dict[str, Any]], *, requestid: str | None = None) -> list[dict[str, Any] | QBOError]:
         """Run operations in batch calls of 30; results in the order of ``items``.
 
         Each item is a QBO batch item (``{"operation": "create", "Customer": {...}}`` or
@@ -630,7 +634,28 @@ class QBOClient:
         item's response (``{"bId", "Customer": {...}}`` / ``{"bId", "QueryResponse": {...}}``)
         or, when that item failed, a :class:`QBOError` (QBO answers HTTP 200 with per-item
         faults; items are independent and one failure rolls nothing back).
+
+        Exactly once: QBO replays the first response of a ``requestid`` it has seen for the
+        company instead of running the call again. Pass a ``requestid`` derived from what the
+        batch carries (a push derives it from its outbox rows), and the same batch sent again
+        after a crash, a timeout or an :class:`OutcomeUnknownError` returns the first answer and
+        writes nothing twice. Without one, each call gets a fresh id (retries of that call
+        within this method still reuse it). A batch of more than 30 items is sent as several
+        calls; chunk ``n`` then uses an id derived from ``requestid`` and ``n``.
+
+        Args:
+            items: the operations, at most 30 per call.
+            requestid: the caller's idempotency key, at most 36 characters, with bIds of at
+                most 10 characters (QBO's batch limits, reference §1.6).
+
+        Raises:
+            ValueError: duplicate bIds, or a requestid / bId longer than QBO accepts.
+            OutcomeUnknownError: no definite answer after the retries; send the same batch with
+                the same ``requestid`` again to learn the outcome.
         """
+        if requestid is not None and not 0 < len(requestid) <= BATCH_REQUESTID_MAX:
+            raise ValueError(f"a batch requestid has 1 to {BATCH_REQUESTID_MAX} characters, not {len(requestid)}")
+        chunked = len(items) > BATCH_SIZE
         results: list[dict[str, Any] | QBOError] = []
         for start in range(0, len(items), BATCH_SIZE):
             chunk = []
@@ -641,11 +666,18 @@ class QBOClient:
             bids = [str(c["bId"]) for c in chunk]
             if len(set(bids)) != len(bids):
                 raise ValueError("batch items need distinct bIds")
+            if requestid is not None and any(len(b) > BATCH_BID_MAX for b in bids):
+                raise ValueError(f"with a requestid, QBO accepts bIds of at most {BATCH_BID_MAX} characters")
+            if requestid is None:
+                chunk_id = uuid.uuid4().hex
+            elif chunked:
+                chunk_id = hashlib.sha256(f"{requestid}:{start // BATCH_SIZE}".encode()).hexdigest()[:32]
+            else:
+                chunk_id = requestid
             queries = sum(1 for c in chunk if "Query" in c)
-            # a 32-character requestid leaves 18 characters for bIds (QBO: requestid + bId <= 50)
             resp = self._request(
                 "POST", "batch", kind="batch", json={"BatchItemRequest": chunk}, content_type="application/json",
-                requestid=uuid.uuid4().hex, reads=queries, writes=len(chunk) - queries,
+                requestid=chunk_id, reads=queries, writes=len(chunk) - queries,
             )
             tid = resp.headers.get("intuit_tid")
             by_bid = {str(r.get("bId")): r for r in _json(resp).get("BatchItemResponse") or []}
