@@ -14,7 +14,7 @@ snapshot       QBO against the warehouse per entity: :func:`completeness` (count
                and :func:`transaction_totals` (TotalAmt, Balance per id); the only room that
                calls QBO (N/1000 query pages, shared through one :class:`QBOSnapshot`)
 chart          the landed chart of accounts: statement sections and default accounts
-postings       QuickBooks' posting rules, one step per line family (:func:`postings`)
+posting_rules  QuickBooks' posting rules, one step per line family (:func:`postings`)
 ledger         the general ledger rebuilt from the landed transactions (:func:`build_ledger`)
 report_frames  reading reports, as JSON or as flattened rows read back from the warehouse
 balances       :func:`open_receivables` (AgedReceivables, BalanceSheet A/R) and
@@ -26,10 +26,23 @@ The report checks cost no API call (the reports are passed in, as JSON or flatte
 and customer checks compare *current* balances, so run them on the latest month's reports.
 """
 
-from qb_pipelines.sync.reconcile.balances import customer_balances, landed_receivables, open_receivables
+from qb_pipelines.sync.reconcile.balances import (
+    AR_PARTY,
+    customer_balances,
+    landed_receivables,
+    open_receivables,
+    receivable_entities,
+    receivables_sources,
+)
 from qb_pipelines.sync.reconcile.chart import AccountInfo, Chart
 from qb_pipelines.sync.reconcile.landed import WarehouseTable, landed_bodies
-from qb_pipelines.sync.reconcile.ledger import POSTING_ENTITIES, LandedLedger, build_ledger
+from qb_pipelines.sync.reconcile.ledger import (
+    LEDGER_NAME_LISTS,
+    LandedLedger,
+    build_ledger,
+    ledger_sources,
+    posting_entity_names,
+)
 from qb_pipelines.sync.reconcile.outcome import (
     MAX_MISMATCHES,
     TOLERANCE_CENTS,
@@ -39,9 +52,8 @@ from qb_pipelines.sync.reconcile.outcome import (
     dollars,
     full_refresh_fix,
 )
-from qb_pipelines.sync.reconcile.postings import Posting, UnbalancedTransaction, postings
+from qb_pipelines.sync.reconcile.posting_rules import Posting, UnbalancedTransaction, postings
 from qb_pipelines.sync.reconcile.snapshot import (
-    BALANCE_ENTITIES,
     QBOReader,
     QBOSnapshot,
     completeness,
@@ -58,9 +70,9 @@ from qb_pipelines.sync.reconcile.statements import (
 )
 
 __all__ = [
-    "BALANCE_ENTITIES",
+    "AR_PARTY",
+    "LEDGER_NAME_LISTS",
     "MAX_MISMATCHES",
-    "POSTING_ENTITIES",
     "TOLERANCE_CENTS",
     "AccountInfo",
     "Chart",
@@ -84,10 +96,14 @@ __all__ = [
     "landed_bodies",
     "landed_fiscal_month",
     "landed_receivables",
+    "ledger_sources",
     "open_receivables",
+    "posting_entity_names",
     "postings",
     "profit_and_loss",
     "qbo_snapshot",
+    "receivable_entities",
+    "receivables_sources",
     "transaction_totals",
     "trial_balance",
 ]

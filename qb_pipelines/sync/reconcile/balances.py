@@ -22,8 +22,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from qb_pipelines.qbo import registry
+from qb_pipelines.qbo.registry import Lines
+from qb_pipelines.store import warehouse
 from qb_pipelines.sync import reports as report_mod
-from qb_pipelines.sync.reconcile.landed import WarehouseTable, connect, landed_bodies_if_any, table_exists
+from qb_pipelines.sync.reconcile.landed import WarehouseTable, connect, landed_bodies, table_exists
 from qb_pipelines.sync.reconcile.ledger import landed_chart
 from qb_pipelines.sync.reconcile.outcome import (
     MAX_MISMATCHES,
@@ -33,10 +36,36 @@ from qb_pipelines.sync.reconcile.outcome import (
     compare_amounts,
     dollars,
     full_refresh_fix,
-    outcome,
+    make_outcome,
 )
-from qb_pipelines.sync.reconcile.postings import postings
+from qb_pipelines.sync.reconcile.posting_rules import postings
 from qb_pipelines.sync.reconcile.report_frames import Report, as_frame, report_end, report_labels
+
+#: The party whose open documents make up accounts receivable.
+AR_PARTY = "Customer"
+#: What is still open on a document, first found wins: credit not yet applied (a credit memo),
+#: a payment not yet applied to invoices, the balance still owed (an invoice).
+_OPEN_AMOUNT_FIELDS = ("RemainingCredit", "UnappliedAmt", "Balance")
+
+
+def receivable_entities() -> tuple[registry.EntityDef, ...]:
+    """The transactions that move a customer's balance: invoices raise it, credit memos and
+    payments lower it (the registry's ``party`` and ``party_sign``)."""
+    return tuple(e for e in registry.posting_entities() if e.party == AR_PARTY and e.party_sign != 0)
+
+
+def receivables_sources() -> tuple[str, ...]:
+    """The landed entities open receivables are computed from: the documents that move a
+    customer's balance, and journal entries (whose lines may post to A/R directly)."""
+    return tuple(e.name for e in (*receivable_entities(), *registry.with_lines(Lines.JOURNAL)))
+
+
+def _open_amount(wt: WarehouseTable) -> sa.ColumnElement:
+    columns = [c for c in (wt.col(warehouse.column_name(f), required=False) for f in _OPEN_AMOUNT_FIELDS)
+               if c is not None]
+    if not columns:
+        raise LookupError(f"warehouse table {wt.table.name} has no open amount column")
+    return columns[0] if len(columns) == 1 else sa.func.coalesce(*columns)
 
 
 def landed_receivables(engine: Engine | Connection, company_key: str, as_of: str) -> dict[str, int]:
@@ -48,55 +77,65 @@ def landed_receivables(engine: Engine | Connection, company_key: str, as_of: str
     """
     per: dict[str, int] = defaultdict(int)
     cutoff = date.fromisoformat(as_of)
-    sources = (("Invoice", "balance", 1), ("CreditMemo", "remaining_credit", -1), ("Payment", "unapplied_amt", -1))
     with connect(engine) as conn:
-        for entity, column, sign in sources:
-            if not table_exists(conn, entity):
+        for ent in receivable_entities():
+            if not table_exists(conn, ent.name):
                 continue
-            wt = WarehouseTable(conn, entity)
-            value = wt.table.c[column]
-            if entity == "CreditMemo":
-                value = sa.func.coalesce(value, wt.table.c.balance)
-            query = (sa.select(wt.table.c.customer_ref_id, sa.func.sum(value))
-                     .where(wt.where_live(company_key), wt.table.c.txn_date <= cutoff,
-                            wt.table.c.customer_ref_id.is_not(None))
-                     .group_by(wt.table.c.customer_ref_id))
+            wt = WarehouseTable(conn, ent.name)
+            party = wt.col(warehouse.column_name(f"{AR_PARTY}Ref.value"))
+            query = (sa.select(party, sa.func.sum(_open_amount(wt)))
+                     .where(wt.where_live(company_key), wt.table.c.txn_date <= cutoff, party.is_not(None))
+                     .group_by(party))
             for customer, amount in conn.execute(query):
-                per[str(customer)] += sign * cents(amount)
-    if table_exists(engine, "JournalEntry"):
+                per[str(customer)] += ent.party_sign * cents(amount)
+    journals = [e for e in registry.with_lines(Lines.JOURNAL) if table_exists(engine, e.name)]
+    if journals:
         chart = landed_chart(engine, company_key)
         ar_accounts = chart.ids_of_type("Accounts Receivable")
-        for body in landed_bodies_if_any(engine, company_key, "JournalEntry"):
-            if str(body.get("TxnDate") or "") > as_of:
-                continue
-            for p in postings("JournalEntry", body, chart, {}):
-                if p.account_id in ar_accounts and p.customer_id:
-                    per[p.customer_id] += p.cents
+        for ent in journals:
+            for body in landed_bodies(engine, company_key, ent.name):
+                if str(body.get("TxnDate") or "") > as_of:
+                    continue
+                for p in postings(ent.name, body, chart, {}):
+                    if p.account_id in ar_accounts and p.customer_id:
+                        per[p.customer_id] += p.cents
     return {k: v for k, v in per.items() if v != 0}
 
 
-def _open_invoice_ids(engine: Engine | Connection, company_key: str, customers: Iterable[str], as_of: str
-                      ) -> dict[str, list[str]]:
+def _open_documents(engine: Engine | Connection, company_key: str, customers: Iterable[str], as_of: str
+                    ) -> dict[str, list[str]]:
     """The open invoices of the given customers (to point at in a failed check)."""
-    wanted = [c for c in customers if c != "TOTAL"]
-    if not wanted or not table_exists(engine, "Invoice"):
-        return {}
-    wt = WarehouseTable(engine, "Invoice")
-    t = wt.table
-    query = (sa.select(t.c.customer_ref_id, t.c.id)
-             .where(wt.where_live(company_key), t.c.customer_ref_id.in_(wanted[:MAX_MISMATCHES]),
-                    t.c.txn_date <= date.fromisoformat(as_of), t.c.balance != 0)
-             .order_by(t.c.customer_ref_id, t.c.id))
+    wanted = [c for c in customers if c != "TOTAL"][:MAX_MISMATCHES]
     out: dict[str, list[str]] = defaultdict(list)
-    with connect(engine) as conn:
-        for customer, ident in conn.execute(query):
-            out[str(customer)].append(str(ident))
+    if not wanted:
+        return {}
+    for ent in receivable_entities():
+        if ent.party_sign < 0 or not ent.balance_field or not table_exists(engine, ent.name):
+            continue
+        wt = WarehouseTable(engine, ent.name)
+        party = wt.col(warehouse.column_name(f"{AR_PARTY}Ref.value"))
+        query = (sa.select(party, wt.table.c.id)
+                 .where(wt.where_live(company_key), party.in_(wanted),
+                        wt.table.c.txn_date <= date.fromisoformat(as_of),
+                        wt.col(warehouse.column_name(ent.balance_field)) != 0)
+                 .order_by(party, wt.table.c.id))
+        with connect(engine) as conn:
+            for customer, ident in conn.execute(query):
+                out[str(customer)].append(str(ident))
     return dict(out)
 
 
 def _report_customer_totals(df: pd.DataFrame) -> dict[str, int]:
     column = report_mod.value_column(df)
     return cents_by_id(report_mod.data_amounts(df, column))
+
+
+def _total_mismatch(landed: int, reported: int, source: str) -> list[dict[str, Any]]:
+    """The A/R total against one report's, as a mismatch when they differ."""
+    if landed == reported:
+        return []
+    return [{"customer_id": "TOTAL", "warehouse": dollars(landed), "qbo": dollars(reported),
+             "difference": dollars(landed - reported), "source": source}]
 
 
 def open_receivables(engine: Engine | Connection, company_key: str, aged_receivables: Report,
@@ -120,33 +159,28 @@ def open_receivables(engine: Engine | Connection, company_key: str, aged_receiva
     landed = landed_receivables(engine, company_key, as_of)
     reported = _report_customer_totals(aged)
     mismatches = compare_amounts(landed, reported, key_name="customer_id", labels=report_labels(aged))
-    open_invoices = _open_invoice_ids(engine, company_key, [m["customer_id"] for m in mismatches], as_of)
+    open_invoices = _open_documents(engine, company_key, [m["customer_id"] for m in mismatches], as_of)
     for m in mismatches:
         m["open_invoice_ids"] = open_invoices.get(m["customer_id"], [])[:10]
-    aged_total = report_mod.summary_amount(aged, "GrandTotal")
-    metadata: dict[str, Any] = {"as_of": as_of, "warehouse_open_ar": dollars(sum(landed.values())),
-                                "aged_receivables_total": dollars(cents(aged_total)),
+    total = sum(landed.values())
+    aged_total = cents(report_mod.summary_amount(aged, "GrandTotal"))
+    metadata: dict[str, Any] = {"as_of": as_of, "warehouse_open_ar": dollars(total),
+                                "aged_receivables_total": dollars(aged_total),
                                 "customers_compared": len(set(landed) | set(reported))}
-    if cents(aged_total) != sum(landed.values()):
-        mismatches.append({"customer_id": "TOTAL", "warehouse": dollars(sum(landed.values())),
-                           "qbo": dollars(cents(aged_total)), "difference": dollars(sum(landed.values()) - cents(aged_total)),
-                           "source": "AgedReceivables TOTAL"})
+    mismatches += _total_mismatch(total, aged_total, "AgedReceivables TOTAL")
     if balance_sheet is not None:
         bs = as_frame(balance_sheet)
         bs_ar = cents(report_mod.summary_amount(bs, "AR", report_mod.value_column(bs)) or 0)
         metadata["balance_sheet_ar"] = dollars(bs_ar)
-        if bs_ar != sum(landed.values()):
-            mismatches.append({"customer_id": "TOTAL", "warehouse": dollars(sum(landed.values())), "qbo": dollars(bs_ar),
-                               "difference": dollars(sum(landed.values()) - bs_ar),
-                               "source": "BalanceSheet Accounts Receivable"})
+        mismatches += _total_mismatch(total, bs_ar, "BalanceSheet Accounts Receivable")
     ok = not mismatches
-    return outcome(
+    return make_outcome(
         ok,
         f"open receivables {metadata['warehouse_open_ar']:.2f} as of {as_of} equal QBO's AgedReceivables"
         + (" and balance sheet A/R" if balance_sheet is not None else ""),
         f"open receivables as of {as_of} differ from QBO for {len(mismatches)} customers/totals "
         f"(warehouse {metadata['warehouse_open_ar']:.2f}, AgedReceivables {metadata['aged_receivables_total']:.2f})",
-        metadata, mismatches, full_refresh_fix(company_key, ["Invoice", "Payment", "CreditMemo", "JournalEntry"]),
+        metadata, mismatches, full_refresh_fix(company_key, receivables_sources()),
     )
 
 
@@ -160,21 +194,23 @@ def customer_balances(engine: Engine | Connection, company_key: str, customer_ba
         Failed when a customer's landed balance differs; mismatches name the customer and amounts.
     """
     df = as_frame(customer_balance)
-    wt = WarehouseTable(engine, "Customer")
+    party = registry.get(AR_PARTY)
+    wt = WarehouseTable(engine, party.name)
+    balance = wt.col(warehouse.column_name(str(party.balance_field)))
     with connect(engine) as conn:
         landed = {str(i): cents(b) for i, b in conn.execute(
-            sa.select(wt.table.c.id, wt.col("balance")).where(wt.where_live(company_key)))}
+            sa.select(wt.table.c.id, balance).where(wt.where_live(company_key)))}
     landed = {k: v for k, v in landed.items() if v != 0}
     reported = _report_customer_totals(df)
     mismatches = compare_amounts(landed, reported, key_name="customer_id", labels=report_labels(df))
     metadata = {"warehouse_total": dollars(sum(landed.values())), "qbo_total": dollars(sum(reported.values())),
                 "customers_with_balance": len(reported)}
     ok = not mismatches
-    return outcome(
+    return make_outcome(
         ok,
         f"{len(reported)} customer balances (total {metadata['qbo_total']:.2f}) equal QBO's CustomerBalance",
         f"{len(mismatches)} customer balances differ from QBO's CustomerBalance "
         f"(warehouse {metadata['warehouse_total']:.2f}, QBO {metadata['qbo_total']:.2f})",
-        metadata, mismatches, full_refresh_fix(company_key, ["Customer"]),
+        metadata, mismatches, full_refresh_fix(company_key, [party.name]),
     )
 

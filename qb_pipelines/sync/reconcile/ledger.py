@@ -1,7 +1,7 @@
 """The general ledger rebuilt from the landed transactions, for the trial balance and the P&L.
 
 :func:`build_ledger` streams the raw JSON of every transaction that posts to the books, books it
-with :func:`~qb_pipelines.sync.reconcile.postings.postings` against the landed chart of accounts
+with :func:`~qb_pipelines.sync.reconcile.posting_rules.postings` against the landed chart of accounts
 and items, and keeps net cents per account and day.
 """
 
@@ -14,15 +14,25 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
+from qb_pipelines.qbo import registry
 from qb_pipelines.sync.reconcile.chart import Chart
 from qb_pipelines.sync.reconcile.landed import landed_bodies_if_any
-from qb_pipelines.sync.reconcile.postings import UnbalancedTransaction, postings, ref_id
+from qb_pipelines.sync.reconcile.posting_rules import UnbalancedTransaction, postings, ref_id
 
-#: Transactions that post to the books (Estimate, PurchaseOrder, TimeActivity do not).
-POSTING_ENTITIES: tuple[str, ...] = (
-    "Invoice", "Payment", "SalesReceipt", "CreditMemo", "RefundReceipt", "Bill", "BillPayment",
-    "VendorCredit", "Purchase", "Deposit", "JournalEntry",
-)
+#: The name lists the ledger books with besides the transactions: the chart of accounts, and the
+#: items (their income, expense and asset accounts, and inventory cost).
+LEDGER_NAME_LISTS: tuple[str, ...] = ("Account", "Item")
+
+
+def posting_entity_names() -> tuple[str, ...]:
+    """The transactions that post to the books, in registry order (the registry's ``posts_to_ledger``)."""
+    return tuple(e.name for e in registry.posting_entities())
+
+
+def ledger_sources() -> tuple[str, ...]:
+    """Every landed entity the rebuilt ledger depends on: what a report of the books is proved
+    with, and what a full refresh must re-read when the books disagree."""
+    return (*LEDGER_NAME_LISTS, *posting_entity_names())
 
 
 @dataclass
@@ -69,11 +79,17 @@ def _tax_accounts(engine: Engine | Connection, company_key: str) -> dict[str, st
 
 
 def build_ledger(engine: Engine | Connection, company_key: str, as_of: str,
-                 entities: Iterable[str] = POSTING_ENTITIES) -> LandedLedger:
+                 entities: Iterable[str] | None = None) -> LandedLedger:
     """Rebuild the general ledger from the landed raw JSON of every posting transaction.
 
     Streams each entity's rows (raw JSON) in chunks; entities whose table does not exist yet are
     skipped (nothing landed, nothing posted).
+
+    Args:
+        engine: the warehouse.
+        company_key: the company partition.
+        as_of: transactions dated after it are left out.
+        entities: the transactions to book; default every one that posts to the books.
     """
     chart = landed_chart(engine, company_key)
     items = {str(b.get("Id")): b for b in landed_bodies_if_any(engine, company_key, "Item")}
@@ -81,7 +97,7 @@ def build_ledger(engine: Engine | Connection, company_key: str, as_of: str,
     daily: dict[tuple[str, str], int] = defaultdict(int)
     count = 0
     unbalanced: list[dict[str, Any]] = []
-    for entity in entities:
+    for entity in posting_entity_names() if entities is None else entities:
         for body in landed_bodies_if_any(engine, company_key, entity):
             txn_date = str(body.get("TxnDate") or "")
             if txn_date > as_of:

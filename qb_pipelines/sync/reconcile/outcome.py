@@ -49,7 +49,7 @@ def full_refresh_fix(company_key: str, entities: Iterable[str]) -> str:
             f"qb-pipelines sync --company {company_key} --full --entities {names}")
 
 
-def outcome(ok: bool, passed_text: str, failed_text: str, metadata: dict[str, Any],
+def make_outcome(ok: bool, passed_text: str, failed_text: str, metadata: dict[str, Any],
             mismatches: list[dict[str, Any]], fix: str) -> CheckOutcome:
     """The outcome of a comparison: the text and fix that fit, the mismatch count, the first mismatches."""
     metadata = {**metadata, "mismatch_count": len(mismatches)}

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from qb_pipelines.qbo import registry
+from qb_pipelines.store import warehouse
 from qb_pipelines.sync.reconcile.landed import WarehouseTable, connect
 from qb_pipelines.sync.reconcile.outcome import (
     CheckOutcome,
@@ -30,11 +31,8 @@ from qb_pipelines.sync.reconcile.outcome import (
     dollars,
     full_refresh_fix,
     id_order,
-    outcome,
+    make_outcome,
 )
-
-#: Transactions whose ``Balance`` QBO maintains (open documents).
-BALANCE_ENTITIES: frozenset[str] = frozenset({"Invoice", "CreditMemo", "Bill", "VendorCredit"})
 
 
 class QBOReader(Protocol):
@@ -53,7 +51,7 @@ def _all_rows_where(entity: str) -> str | None:
 
 @dataclass
 class QBOSnapshot:
-    """What QBO holds for one entity, kept small: per id its Active flag, TotalAmt and Balance.
+    """What QBO holds for one entity, kept small: per id its Active flag, TotalAmt and open balance.
 
     Build it once with :func:`qbo_snapshot` and pass it to :func:`completeness` and
     :func:`transaction_totals`, so the id listing and the sums share one pass over the pages.
@@ -72,19 +70,18 @@ class QBOSnapshot:
 
 def qbo_snapshot(client: QBOReader, entity: str) -> QBOSnapshot:
     """Page through every row of ``entity`` in QBO (active and inactive) and keep ids and amounts."""
-    name = registry.get(entity).name
-    snap = QBOSnapshot(name)
-    for page in client.query_pages(name, where=_all_rows_where(name)):
+    ent = registry.get(entity)
+    snap = QBOSnapshot(ent.name)
+    for page in client.query_pages(ent.name, where=_all_rows_where(ent.name)):
         snap.pages += 1
         for row in page:
             ident = str(row.get("Id"))
             snap.active[ident] = row.get("Active", True) is not False
             if "TotalAmt" in row:
                 snap.total_amt[ident] = cents(row.get("TotalAmt"))
-            if "Balance" in row:
-                snap.balance[ident] = cents(row.get("Balance"))
+            if ent.balance_field and ent.balance_field in row:
+                snap.balance[ident] = cents(row.get(ent.balance_field))
     return snap
-
 
 
 def completeness(engine: Engine | Connection, client: QBOReader, company_key: str, entity: str, *,
@@ -137,7 +134,7 @@ def completeness(engine: Engine | Connection, client: QBOReader, company_key: st
     if wh_count != qbo_count and not mismatches:
         mismatches.append({"problem": "row counts differ", "warehouse": int(wh_count), "qbo": int(qbo_count)})
     ok = not mismatches
-    return outcome(
+    return make_outcome(
         ok,
         f"{ent.name}: {wh_count} rows landed, as QBO has",
         f"{ent.name}: warehouse has {wh_count} rows, QBO {qbo_count}; {len(mismatches)} ids differ",
@@ -145,14 +142,13 @@ def completeness(engine: Engine | Connection, client: QBOReader, company_key: st
     )
 
 
-
 def transaction_totals(engine: Engine | Connection, client: QBOReader, company_key: str, entity: str, *,
                        snapshot: QBOSnapshot | None = None) -> CheckOutcome:
     """SUM(TotalAmt) and SUM(Balance) of a transaction entity against QBO, compared per id.
 
     QBO has no SUM in its query language, so QBO's side is summed over its query pages (or taken
-    from ``snapshot``). Balance is compared for the entities whose Balance QBO maintains
-    (Invoice, CreditMemo, Bill, VendorCredit).
+    from ``snapshot``). The open balance is compared too for the documents whose balance QBO
+    maintains (the registry's ``balance_field``: invoices, credit memos, bills, vendor credits).
 
     Returns:
         Failed when a total differs; mismatches name the id, the field and both amounts.
@@ -162,7 +158,7 @@ def transaction_totals(engine: Engine | Connection, client: QBOReader, company_k
         raise ValueError(f"{ent.name} is not a transaction; transaction totals apply to transactions only")
     wt = WarehouseTable(engine, ent.name)
     total_col = wt.col("total_amt", required=False)
-    balance_col = wt.col("balance", required=False) if ent.name in BALANCE_ENTITIES else None
+    balance_col = wt.col(warehouse.column_name(ent.balance_field), required=False) if ent.balance_field else None
     snap = snapshot or qbo_snapshot(client, ent.name)
     wh_total: dict[str, int] = {}
     wh_balance: dict[str, int] = {}
@@ -189,7 +185,7 @@ def transaction_totals(engine: Engine | Connection, client: QBOReader, company_k
     text = f"TotalAmt {metadata['warehouse_total_amt']:.2f}"
     if balance_col is not None:
         text += f", Balance {metadata['warehouse_balance']:.2f}"
-    return outcome(
+    return make_outcome(
         ok,
         f"{ent.name}: {text} equal QBO's",
         f"{ent.name}: {len(mismatches)} amounts differ from QBO (warehouse TotalAmt "

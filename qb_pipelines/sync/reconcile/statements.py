@@ -20,7 +20,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from qb_pipelines.sync import reports as report_mod
 from qb_pipelines.sync.reconcile.landed import landed_bodies_if_any
-from qb_pipelines.sync.reconcile.ledger import POSTING_ENTITIES, LandedLedger, build_ledger
+from qb_pipelines.sync.reconcile.ledger import (
+    LEDGER_NAME_LISTS,
+    LandedLedger,
+    build_ledger,
+    ledger_sources,
+    posting_entity_names,
+)
 from qb_pipelines.sync.reconcile.outcome import (
     CheckOutcome,
     cents,
@@ -28,7 +34,7 @@ from qb_pipelines.sync.reconcile.outcome import (
     compare_amounts,
     dollars,
     full_refresh_fix,
-    outcome,
+    make_outcome,
 )
 from qb_pipelines.sync.reconcile.report_frames import Report, as_frame, header, report_end, report_labels
 
@@ -116,13 +122,13 @@ def trial_balance(engine: Engine | Connection, company_key: str, trial_balance_r
                 "warehouse_debits": dollars(debits), "qbo_debits": dollars(sum(v for v in reported.values() if v > 0)),
                 "postings": ledger.postings, "unbalanced_transactions": len(ledger.unbalanced)}
     ok = not mismatches
-    entities = sorted({m["entity"] for m in ledger.unbalanced}) or list(POSTING_ENTITIES)
-    return outcome(
+    entities = sorted({m["entity"] for m in ledger.unbalanced}) or posting_entity_names()
+    return make_outcome(
         ok,
         f"trial balance as of {as_of} from {ledger.postings} landed postings equals QBO's "
         f"({metadata['qbo_debits']:.2f} debits)",
         f"trial balance as of {as_of} from landed transactions differs from QBO's on {len(mismatches)} accounts",
-        metadata, mismatches, full_refresh_fix(company_key, ["Account", "Item", *entities]),
+        metadata, mismatches, full_refresh_fix(company_key, [*LEDGER_NAME_LISTS, *entities]),
     )
 
 
@@ -174,11 +180,11 @@ def profit_and_loss(engine: Engine | Connection, company_key: str, profit_and_lo
     metadata = {"start": start, "end": end, **{f"warehouse_{g.lower()}": dollars(v) for g, v in groups.items()},
                 **{f"qbo_{g.lower()}": dollars(v) for g, v in reported_groups.items()}}
     ok = totals_ok and not account_diffs
-    return outcome(
+    return make_outcome(
         ok,
         f"P&L {start}..{end} from landed transactions equals QBO's: income {dollars(groups['Income']):.2f}, "
         f"expenses {dollars(groups['Expenses']):.2f}, net income {dollars(groups['NetIncome']):.2f}",
         f"P&L {start}..{end} from landed transactions differs from QBO's: net income "
         f"{dollars(groups['NetIncome']):.2f} vs {dollars(reported_groups['NetIncome']):.2f}",
-        metadata, mismatches, full_refresh_fix(company_key, ["Account", "Item", *POSTING_ENTITIES]),
+        metadata, mismatches, full_refresh_fix(company_key, ledger_sources()),
     )
