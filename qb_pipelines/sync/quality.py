@@ -42,7 +42,8 @@ from sqlalchemy.engine import Connection, Engine
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.registry import Lines
 from qb_pipelines.store import warehouse
-from qb_pipelines.sync.reconcile import CheckOutcome, full_refresh_fix
+from qb_pipelines.sync.reconcile import CheckOutcome, WarehouseTable, full_refresh_fix
+from qb_pipelines.sync.reconcile.landed import connect
 
 #: How many unexpected values (with their ids) a failed expectation reports.
 MAX_UNEXPECTED = 20
@@ -303,19 +304,12 @@ def load_frame(engine: Engine | Connection, entity: str, company_key: str) -> pd
         cols.append(_json_number(main.c.raw, "TxnTaxDetail", "TotalTax").label("total_tax"))
         cols.append(_json_number(main.c.raw, "CashBack", "Amount").label("cash_back"))
         cols.append(_json_number(main.c.raw, "UnappliedAmt").label("unapplied"))
-    where = (main.c.company_key == company_key) & (main.c.is_deleted == sa.false())
-
-    def run(conn: Connection) -> pd.DataFrame:
-        frame = pd.DataFrame([tuple(r) for r in conn.execute(sa.select(*cols).where(where))],
-                             columns=[c.name for c in cols])
+    with connect(engine) as conn:
+        rows = conn.execute(sa.select(*cols).where(WarehouseTable(conn, ent.name).where_live(company_key)))
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in cols])
         if with_lines:
             frame = _add_line_totals(frame, ent, _line_expectations(conn, ent, child, company_key))
         return frame
-
-    if isinstance(engine, Connection):
-        return run(engine)
-    with engine.connect() as conn:
-        return run(conn)
 
 
 def _add_line_totals(frame: pd.DataFrame, ent: registry.EntityDef, line_sums: Mapping[str, float]) -> pd.DataFrame:
