@@ -88,22 +88,20 @@ def check_result(outcome: CheckOutcome, *, asset_key: dg.AssetKey | None = None,
 # ------------------------------------------------------------------------------------- entity checks
 
 
+#: The checks of each landed entity: (name, which entities have it, description).
+_ENTITY_CHECKS: tuple[tuple[str, Callable[[registry.EntityDef], bool], str], ...] = (
+    (COMPLETENESS, lambda ent: ent.kind is not registry.Kind.SINGLETON,
+     "Every {name} QuickBooks holds (active and inactive) is landed, and nothing else."),
+    (TOTALS, lambda ent: ent.is_transaction, "{name} TotalAmt and Balance equal QuickBooks', id by id."),
+    (QUALITY, lambda ent: True,
+     "Great Expectations suite of qbo_{name}: keys, uniqueness, dates, currency, line totals."),
+)
+
+
 def _entity_check_specs() -> list[dg.AssetCheckSpec]:
-    specs: list[dg.AssetCheckSpec] = []
-    for ent in registry.ENTITIES:
-        key = entity_asset_key(ent.name)
-        if ent.kind is not registry.Kind.SINGLETON:
-            specs.append(dg.AssetCheckSpec(
-                COMPLETENESS, asset=key, metadata={"group": CHECKS_GROUP},
-                description=f"Every {ent.name} QuickBooks holds (active and inactive) is landed, and nothing else."))
-        if ent.is_transaction:
-            specs.append(dg.AssetCheckSpec(
-                TOTALS, asset=key, metadata={"group": CHECKS_GROUP},
-                description=f"{ent.name} TotalAmt and Balance equal QuickBooks', id by id."))
-        specs.append(dg.AssetCheckSpec(
-            QUALITY, asset=key, metadata={"group": CHECKS_GROUP},
-            description=f"Great Expectations suite of qbo_{ent.name}: keys, uniqueness, dates, currency, line totals."))
-    return specs
+    return [dg.AssetCheckSpec(check, asset=entity_asset_key(ent.name), metadata={"group": CHECKS_GROUP},
+                              description=text.format(name=ent.name))
+            for ent in registry.ENTITIES for check, applies, text in _ENTITY_CHECKS if applies(ent)]
 
 
 ENTITY_CHECK_SPECS = _entity_check_specs()
@@ -196,11 +194,12 @@ def _not_compared(report: str, month: str) -> dg.AssetCheckResult:
 
 
 _REPORTS = {report_asset_key(r): a for r, a in zip(report_mod.REPORTS, REPORT_ASSETS, strict=True)}
+#: Compares one report partition's rows with the landed books: (engine, company, frame, month).
+_Compare = Callable[[Any, str, pd.DataFrame, str], CheckOutcome]
 
 
 def _compare_report(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, report: str,
-                    compare: Callable[[Any, str, pd.DataFrame, str], reconcile.CheckOutcome], *,
-                    current_month_only: bool = False) -> dg.AssetCheckResult:
+                    compare: _Compare, *, current_month_only: bool = False) -> dg.AssetCheckResult:
     """Read the partition's landed ``report`` and compare it with the landed books.
 
     ``current_month_only``: the check reads today's balances from the warehouse, which only the
@@ -216,62 +215,46 @@ def _compare_report(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     return check_result(compare(engine, company, frame, month), compared=True, month=month)
 
 
-@dg.asset_check(
-    asset=_REPORTS[report_asset_key("AgedReceivables")],
-    name="receivables",
-    blocking=True,
-    additional_deps=[report_asset_key("BalanceSheet")],
-    description="Open invoice balances landed equal AgedReceivables per customer and the balance sheet's A/R.",
-)
-def qbo_receivables_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Landed open receivables against QuickBooks' AgedReceivables and BalanceSheet A/R."""
+def _report_check(report: str, name: str, description: str, compare: _Compare, *,
+                  current_month_only: bool = False, additional_deps: tuple[str, ...] = ()
+                  ) -> dg.AssetChecksDefinition:
+    """A blocking check of one report's partition against the landed books (see ``_compare_report``)."""
 
-    def compare(engine: Any, company: str, aged: pd.DataFrame, month: str) -> reconcile.CheckOutcome:
-        balance_sheet = _read_report(engine, company, "BalanceSheet", month)
-        return reconcile.open_receivables(engine, company, aged, balance_sheet,
-                                          as_of=report_mod.parse_month(month).end.isoformat())
+    @dg.asset_check(
+        asset=_REPORTS[report_asset_key(report)],
+        name=name,
+        blocking=True,
+        additional_deps=[report_asset_key(r) for r in additional_deps],
+        description=description,
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return _compare_report(context, warehouse, report, compare, current_month_only=current_month_only)
 
-    return _compare_report(context, warehouse, "AgedReceivables", compare, current_month_only=True)
-
-
-@dg.asset_check(
-    asset=_REPORTS[report_asset_key("CustomerBalance")],
-    name="customer_balances",
-    blocking=True,
-    description="Landed customer balances equal QuickBooks' CustomerBalance report.",
-)
-def qbo_customer_balances_check(context: dg.AssetCheckExecutionContext,
-                                warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """``qbo_customer.balance`` per customer against CustomerBalance (current month)."""
-    return _compare_report(context, warehouse, "CustomerBalance",
-                           lambda engine, company, frame, _month: reconcile.customer_balances(engine, company, frame),
-                           current_month_only=True)
+    return _check
 
 
-@dg.asset_check(
-    asset=_REPORTS[report_asset_key("TrialBalance")],
-    name="trial_balance",
-    blocking=True,
-    description="A trial balance computed from the landed transactions equals QuickBooks' TrialBalance.",
-)
-def qbo_trial_balance_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Debit-positive balance per account from landed postings against TrialBalance at month end."""
-    return _compare_report(context, warehouse, "TrialBalance",
-                           lambda engine, company, frame, _month: reconcile.trial_balance(engine, company, frame))
+def _receivables(engine: Any, company: str, aged: pd.DataFrame, month: str) -> CheckOutcome:
+    balance_sheet = _read_report(engine, company, "BalanceSheet", month)
+    return reconcile.open_receivables(engine, company, aged, balance_sheet,
+                                      as_of=report_mod.parse_month(month).end.isoformat())
 
 
-@dg.asset_check(
-    asset=_REPORTS[report_asset_key("ProfitAndLoss")],
-    name="profit_and_loss",
-    blocking=True,
-    description="Income, COGS, expenses and net income from the landed transactions equal QuickBooks' P&L.",
-)
-def qbo_profit_and_loss_check(context: dg.AssetCheckExecutionContext,
-                              warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """P&L totals and accounts from landed postings against ProfitAndLoss for the month."""
-    return _compare_report(context, warehouse, "ProfitAndLoss",
-                           lambda engine, company, frame, _month: reconcile.profit_and_loss(engine, company, frame))
-
+qbo_receivables_check = _report_check(
+    "AgedReceivables", "receivables",
+    "Open invoice balances landed equal AgedReceivables per customer and the balance sheet's A/R.",
+    _receivables, current_month_only=True, additional_deps=("BalanceSheet",))
+qbo_customer_balances_check = _report_check(
+    "CustomerBalance", "customer_balances", "Landed customer balances equal QuickBooks' CustomerBalance report.",
+    lambda engine, company, frame, _month: reconcile.customer_balances(engine, company, frame),
+    current_month_only=True)
+qbo_trial_balance_check = _report_check(
+    "TrialBalance", "trial_balance",
+    "A trial balance computed from the landed transactions equals QuickBooks' TrialBalance.",
+    lambda engine, company, frame, _month: reconcile.trial_balance(engine, company, frame))
+qbo_profit_and_loss_check = _report_check(
+    "ProfitAndLoss", "profit_and_loss",
+    "Income, COGS, expenses and net income from the landed transactions equal QuickBooks' P&L.",
+    lambda engine, company, frame, _month: reconcile.profit_and_loss(engine, company, frame))
 
 REPORT_CHECKS = [qbo_receivables_check, qbo_customer_balances_check, qbo_trial_balance_check,
                  qbo_profit_and_loss_check]

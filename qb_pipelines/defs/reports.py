@@ -31,19 +31,19 @@ from qb_pipelines.store import report_tables
 from qb_pipelines.store.warehouse import snake
 from qb_pipelines.sync import reports as report_mod
 from qb_pipelines.sync.companies import UnknownCompanyError
-from qb_pipelines.sync.reconcile import POSTING_ENTITIES
+from qb_pipelines.sync.reconcile import AR_PARTY, ledger_sources, receivables_sources
 
 REPORTS_GROUP = "qbo_reports"
 
-#: The landed entities each report is reconciled with (its lineage).
-_LEDGER = ("Account", "Item", *POSTING_ENTITIES)
-_RECEIVABLES = ("Customer", "Invoice", "Payment", "CreditMemo", "JournalEntry")
+#: The landed entities each report is reconciled with (its lineage), as the checks read them: the
+#: statements against the ledger rebuilt from every posting transaction, the receivables against
+#: the customers and the documents that move their balances.
 REPORT_DEPS: dict[str, tuple[str, ...]] = {
-    "ProfitAndLoss": _LEDGER,
-    "BalanceSheet": _LEDGER,
-    "TrialBalance": _LEDGER,
-    "AgedReceivables": _RECEIVABLES,
-    "CustomerBalance": ("Customer",),
+    "ProfitAndLoss": ledger_sources(),
+    "BalanceSheet": ledger_sources(),
+    "TrialBalance": ledger_sources(),
+    "AgedReceivables": (AR_PARTY, *receivables_sources()),
+    "CustomerBalance": (AR_PARTY,),
 }
 
 _DESCRIPTIONS = {

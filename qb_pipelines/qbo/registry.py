@@ -9,6 +9,7 @@ Facts come from ``shared/reference/qbo_api.md`` (section numbers in comments).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -400,10 +401,11 @@ def find(name: str) -> EntityDef | None:
     return _by_lower().get(name.lower())
 
 
-def push_order() -> list[EntityDef]:
-    """Entities the app pushes, dependencies first (a stable topological sort)."""
-    pushed = [e for e in ENTITIES if e.push]
-    names = {e.name for e in pushed}
+def dependencies_first(entities: Iterable[EntityDef]) -> list[EntityDef]:
+    """``entities`` in their order, each moved after those of them it depends on (a stable
+    topological sort; dependencies outside ``entities`` are ignored)."""
+    chosen = list(entities)
+    names = {e.name for e in chosen}
     done: list[EntityDef] = []
     seen: set[str] = set()
 
@@ -416,9 +418,14 @@ def push_order() -> list[EntityDef]:
                 visit(by_name()[dep])
         done.append(e)
 
-    for e in pushed:
+    for e in chosen:
         visit(e)
     return done
+
+
+def push_order() -> list[EntityDef]:
+    """Entities the app pushes, dependencies first (a stable topological sort)."""
+    return dependencies_first(e for e in ENTITIES if e.push)
 
 
 def with_lines(*families: Lines) -> tuple[EntityDef, ...]:

@@ -11,14 +11,16 @@ What the suite expects, and why each expectation matters to the people who use t
   are ``due_date``/``expiration_date`` when set -- report months are derived from them;
 * **currency codes**: ``currency`` is three capital letters (ISO 4217, as QBO's CurrencyRef);
 * **line amounts that add up to the totals** (transactions with lines): per transaction, the
-  total computed from the landed line rows must equal ``total_amt`` within half a cent:
+  total computed from the landed line rows must equal ``total_amt`` within half a cent, by the
+  registry's line family:
 
-  - sales forms (Invoice, Estimate, SalesReceipt, CreditMemo, RefundReceipt): item and bundle
+  - sales (invoices, estimates, sales receipts, credit memos, refund receipts): item and bundle
     lines, less discount lines, plus ``TxnTaxDetail.TotalTax`` (SubTotal lines are ignored);
-  - Bill, VendorCredit, Purchase: expense lines plus tax; Deposit: all lines less cash back;
-  - Payment and BillPayment: the amounts applied (credit memos and vendor credits applied count
-    negative) plus ``UnappliedAmt``;
-  - JournalEntry: debits equal credits (the difference must be 0).
+  - expense (bills, vendor credits, purchases): expense lines plus tax;
+  - deposit: all lines less cash back;
+  - links (payments, bill payments): the amounts applied (credits applied, such as credit memos
+    and vendor credits, count negative) plus ``UnappliedAmt``;
+  - journal: debits equal credits (the difference must be 0).
 
 The partition is read with only the columns the suite needs (the raw JSON only through SQL JSON
 paths for tax and cash back), and line sums are aggregated in SQL, so even a company of a million
@@ -38,8 +40,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from qb_pipelines.qbo import registry
+from qb_pipelines.qbo.registry import Lines
 from qb_pipelines.store import warehouse
-from qb_pipelines.sync.reconcile import CheckOutcome, full_refresh_fix
+from qb_pipelines.sync.reconcile import CheckOutcome, WarehouseTable, full_refresh_fix
+from qb_pipelines.sync.reconcile.landed import connect
 
 #: How many unexpected values (with their ids) a failed expectation reports.
 MAX_UNEXPECTED = 20
@@ -48,13 +52,17 @@ AMOUNT_TOLERANCE = 0.005
 CURRENCY_REGEX = r"^[A-Z]{3}$"
 DATE_FORMAT = "%Y-%m-%d"
 
-SALES_FORMS = frozenset({"Invoice", "Estimate", "SalesReceipt", "CreditMemo", "RefundReceipt"})
-EXPENSE_FORMS = frozenset({"Bill", "VendorCredit", "Purchase"})
 _SALES_ADD = ("SalesItemLineDetail", "GroupLineDetail")
 _SALES_SUBTRACT = ("DiscountLineDetail",)
 _EXPENSE_ADD = ("AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail")
-#: Linked documents that a Payment/BillPayment line *uses up* (a credit) instead of paying.
-_CREDIT_LINKS = ("CreditMemo", "VendorCredit")
+#: What the header adds to a transaction's lines to make its total, by line family: tax on sales
+#: and expenses, cash back taken out of a deposit, the amount a payment leaves unapplied.
+_HEADER_PART: dict[Lines, tuple[str, int]] = {
+    Lines.SALES: ("total_tax", 1),
+    Lines.EXPENSE: ("total_tax", 1),
+    Lines.DEPOSIT: ("cash_back", -1),
+    Lines.LINKS: ("unapplied", 1),
+}
 
 _lock = threading.Lock()
 _gx_state: dict[str, Any] = {}
@@ -220,46 +228,57 @@ def _json_number(column: sa.ColumnElement, *path: str) -> sa.ColumnElement:
     return column[path].as_float()
 
 
-def _line_expectations(conn: Connection, entity: str, main: sa.Table, child: sa.Table | None,
+def _credit_documents() -> tuple[str, ...]:
+    """Documents a payment line *uses up* instead of paying: credits that lower their party's
+    balance and keep an open balance of their own (credit memos, vendor credits)."""
+    return tuple(e.name for e in registry.ENTITIES if e.party_sign < 0 and e.balance_field)
+
+
+def _signed_amount(family: Lines, child: sa.Table) -> sa.ColumnElement | None:
+    """What one landed line adds to its transaction's total, by line family (None: not checked)."""
+    amount = sa.func.coalesce(child.c.amount, 0)
+    if family is Lines.SALES:
+        return sa.case((child.c.detail_type.in_(_SALES_ADD), amount),
+                       (child.c.detail_type.in_(_SALES_SUBTRACT), -amount), else_=0)
+    if family is Lines.EXPENSE:
+        return sa.case((child.c.detail_type.in_(_EXPENSE_ADD), amount), else_=0)
+    if family is Lines.DEPOSIT:
+        # Every deposit line counts: deposited payments carry LinkedTxn and no DepositLineDetail.
+        return amount
+    if family is Lines.JOURNAL:
+        return sa.case((child.c.posting_type == "Credit", -amount), (child.c.posting_type == "Debit", amount),
+                       else_=0)
+    return None
+
+
+def _link_sums(child: sa.Table, company_key: str) -> sa.Select:
+    """Per payment: the amounts its lines apply, credits used up counting negative.
+
+    One link row per (line, linked txn), each repeating the line's Amount: take each line once.
+    """
+    amount = sa.func.coalesce(child.c.amount, 0)
+    credit = sa.func.max(sa.case((child.c.linked_txn_type.in_(_credit_documents()), 1), else_=0))
+    per_line = (sa.select(child.c.txn_id, child.c.line_no, sa.func.max(amount).label("amount"), credit.label("credit"))
+                .where(child.c.company_key == company_key)
+                .group_by(child.c.txn_id, child.c.line_no).subquery())
+    signed = sa.case((per_line.c.credit == 1, -per_line.c.amount), else_=per_line.c.amount)
+    return sa.select(per_line.c.txn_id, sa.func.sum(signed)).group_by(per_line.c.txn_id)
+
+
+def _line_expectations(conn: Connection, ent: registry.EntityDef, child: sa.Table | None,
                        company_key: str) -> dict[str, float]:
     """Per transaction id: the total its landed lines add up to (dollars)."""
     if child is None:
         return {}
-    amount = sa.func.coalesce(child.c.amount, 0)
-    rows: list[tuple[str, Any]]
-    if entity in warehouse.LINK_ENTITIES:
-        # One link row per (line, linked txn), each repeating the line's Amount: take each line
-        # once, counting credits applied (credit memos, vendor credits) negative.
-        credit = sa.func.max(sa.case((child.c.linked_txn_type.in_(_CREDIT_LINKS), 1), else_=0))
-        per_line = (sa.select(child.c.txn_id, child.c.line_no, sa.func.max(amount).label("amount"),
-                              credit.label("credit"))
-                    .where(child.c.company_key == company_key)
-                    .group_by(child.c.txn_id, child.c.line_no).subquery())
-        signed = sa.case((per_line.c.credit == 1, -per_line.c.amount), else_=per_line.c.amount)
-        rows = list(conn.execute(sa.select(per_line.c.txn_id, sa.func.sum(signed)).group_by(per_line.c.txn_id)))
+    if ent.lines is Lines.LINKS:
+        query = _link_sums(child, company_key)
     else:
-        if entity in SALES_FORMS:
-            add, subtract = _SALES_ADD, _SALES_SUBTRACT
-        elif entity in EXPENSE_FORMS:
-            add, subtract = _EXPENSE_ADD, ()
-        elif entity == "Deposit":
-            # Every deposit line counts: deposited payments carry LinkedTxn and no DepositLineDetail.
-            rows = list(conn.execute(sa.select(child.c.txn_id, sa.func.sum(amount))
-                                     .where(child.c.company_key == company_key).group_by(child.c.txn_id)))
-            return {str(i): float(v or 0) for i, v in rows}
-        elif entity == "JournalEntry":
-            signed = sa.case((child.c.posting_type == "Credit", -amount), (child.c.posting_type == "Debit", amount),
-                             else_=0)
-            rows = list(conn.execute(sa.select(child.c.txn_id, sa.func.sum(signed))
-                                     .where(child.c.company_key == company_key).group_by(child.c.txn_id)))
-            return {str(i): float(v or 0) for i, v in rows}
-        else:
+        signed = _signed_amount(ent.lines, child)
+        if signed is None:
             return {}
-        signed = sa.case((child.c.detail_type.in_(add), amount),
-                         (child.c.detail_type.in_(subtract or ("-",)), -amount), else_=0)
-        rows = list(conn.execute(sa.select(child.c.txn_id, sa.func.sum(signed))
-                                 .where(child.c.company_key == company_key).group_by(child.c.txn_id)))
-    return {str(i): float(v or 0) for i, v in rows}
+        query = (sa.select(child.c.txn_id, sa.func.sum(signed))
+                 .where(child.c.company_key == company_key).group_by(child.c.txn_id))
+    return {str(i): float(v or 0) for i, v in conn.execute(query)}
 
 
 def load_frame(engine: Engine | Connection, entity: str, company_key: str) -> pd.DataFrame:
@@ -285,39 +304,29 @@ def load_frame(engine: Engine | Connection, entity: str, company_key: str) -> pd
         cols.append(_json_number(main.c.raw, "TxnTaxDetail", "TotalTax").label("total_tax"))
         cols.append(_json_number(main.c.raw, "CashBack", "Amount").label("cash_back"))
         cols.append(_json_number(main.c.raw, "UnappliedAmt").label("unapplied"))
-    where = (main.c.company_key == company_key) & (main.c.is_deleted == sa.false())
-
-    def run(conn: Connection) -> pd.DataFrame:
-        frame = pd.DataFrame([tuple(r) for r in conn.execute(sa.select(*cols).where(where))],
-                             columns=[c.name for c in cols])
+    with connect(engine) as conn:
+        rows = conn.execute(sa.select(*cols).where(WarehouseTable(conn, ent.name).where_live(company_key)))
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in cols])
         if with_lines:
-            frame = _add_line_totals(frame, ent.name, _line_expectations(conn, ent.name, main, child, company_key))
+            frame = _add_line_totals(frame, ent, _line_expectations(conn, ent, child, company_key))
         return frame
 
-    if isinstance(engine, Connection):
-        return run(engine)
-    with engine.connect() as conn:
-        return run(conn)
 
-
-def _add_line_totals(frame: pd.DataFrame, entity: str, line_sums: Mapping[str, float]) -> pd.DataFrame:
+def _add_line_totals(frame: pd.DataFrame, ent: registry.EntityDef, line_sums: Mapping[str, float]) -> pd.DataFrame:
     def num(column: str) -> pd.Series:
         return pd.to_numeric(frame[column], errors="coerce").fillna(0.0).astype(float)
 
     lines = frame["id"].astype(str).map(lambda i: line_sums.get(i, 0.0)).astype(float)
     total = num("total_amt")
-    if entity == "JournalEntry":
+    if ent.lines is Lines.JOURNAL:
         # Debits must equal credits; TotalAmt is not a line sum there.
         expected = total
         difference = lines
     else:
         expected = lines.copy()
-        if entity in SALES_FORMS or entity in EXPENSE_FORMS:
-            expected = expected + num("total_tax")
-        elif entity == "Deposit":
-            expected = expected - num("cash_back")
-        elif entity in warehouse.LINK_ENTITIES:
-            expected = expected + num("unapplied")
+        if ent.lines in _HEADER_PART:
+            column, sign = _HEADER_PART[ent.lines]
+            expected = expected + sign * num(column)
         difference = total - expected
     frame = frame.drop(columns=["total_tax", "cash_back", "unapplied"])
     frame["total_amt"] = total

@@ -98,18 +98,19 @@ def month_params(report: str, month: str) -> dict[str, str]:
     """
     m = parse_month(month)
     start, end = m.start.isoformat(), m.end.isoformat()
-    if report == "ProfitAndLoss":
-        return {"start_date": start, "end_date": end, "accounting_method": "Accrual", "summarize_column_by": "Month"}
-    if report == "BalanceSheet":
-        # start_date only shapes the column (one month); the figures are as of end_date.
-        return {"start_date": start, "end_date": end, "accounting_method": "Accrual", "summarize_column_by": "Month"}
-    if report == "TrialBalance":
-        return {"start_date": start, "end_date": end, "accounting_method": "Accrual"}
-    if report == "AgedReceivables":
-        return {"report_date": end}
-    if report == "CustomerBalance":
-        return {"report_date": end, "accounting_method": "Accrual"}
-    raise ValueError(f"unknown report {report!r}; the reports landed are {', '.join(REPORTS)}")
+    period = {"start_date": start, "end_date": end, "accounting_method": "Accrual"}
+    # BalanceSheet: start_date only shapes the column (one month); the figures are as of end_date.
+    by_month = {**period, "summarize_column_by": "Month"}
+    params = {
+        "ProfitAndLoss": by_month,
+        "BalanceSheet": by_month,
+        "TrialBalance": period,
+        "AgedReceivables": {"report_date": end},
+        "CustomerBalance": {"report_date": end, "accounting_method": "Accrual"},
+    }
+    if report not in params:
+        raise ValueError(f"unknown report {report!r}; the reports landed are {', '.join(REPORTS)}")
+    return dict(params[report])
 
 
 def fetch_month(client: ReportClient, report: str, month: str) -> dict:

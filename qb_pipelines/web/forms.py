@@ -13,16 +13,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qb_pipelines.qbo import registry
 from qb_pipelines.store import settings as rules
 from qb_pipelines.store.settings import SettingsError
 
-#: The entities shown first (the ones the app pushes or receives), then the rest alphabetically.
-_FIRST = ("Customer", "Item", "Invoice", "Estimate", "Payment", "Vendor", "Bill")
+
+def _synced_first() -> list[str]:
+    """The entities the app pushes or receives (a sync direction in the registry), party by party:
+    each party's documents after the names they reference (Customer, Item, Invoice, Estimate,
+    Payment, then Vendor, Bill), then any other synced name."""
+    synced = [e for e in registry.ENTITIES if e.directions]
+    parties = registry.parties()
+    documents = sorted((e for e in synced if e.party in parties), key=lambda e: parties.index(str(e.party)))
+    return [e.name for e in registry.dependencies_first([*documents, *synced])]
 
 
 def entity_order() -> list[str]:
-    """Toggle entities in display order: the seed's entities first, then the others by name."""
-    first = [e for e in _FIRST if e in rules.TOGGLE_ENTITIES]
+    """Toggle entities in display order: the synced entities first, then the others by name."""
+    first = [e for e in _synced_first() if e in rules.TOGGLE_ENTITIES]
     return first + sorted(e for e in rules.TOGGLE_ENTITIES if e not in first)
 
 
