@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qb_pipelines.store import settings as rules
-from qb_pipelines.store.settings import SettingsError
+from qb_pipelines.store.settings import InvalidSettingError
+from qb_pipelines.store.tenant_settings import SettingsStore
 
 #: The entities shown first (the ones the app pushes or receives), then the rest alphabetically.
 _FIRST = ("Customer", "Item", "Invoice", "Estimate", "Payment", "Vendor", "Bill")
@@ -45,7 +46,7 @@ class SettingsForm:
         default_income_account_id: Chosen income account (id from the live list).
         default_tax_code_id: Chosen tax code (id from the live list), or empty for none.
         mode: ``test`` or ``production``.
-        errors: Field name -> message (field names as :class:`SettingsError` uses them).
+        errors: Field name -> message (field names as :class:`InvalidSettingError` uses them).
         names: Names of the chosen account and tax code, taken from the live lists.
     """
 
@@ -133,7 +134,7 @@ class SettingsForm:
             return
         try:
             rules.validate_settings(self.as_store_data())
-        except SettingsError as exc:
+        except InvalidSettingError as exc:
             self.errors[_field_for(exc.field)] = exc.message
 
     def as_store_data(self) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class SettingsForm:
             "mode": self.mode,
         }
 
-    def save(self, store: Any, tenant_key: str) -> str | None:
+    def save(self, store: SettingsStore, tenant_key: str) -> str | None:
         """Save through the store (which validates again, in one transaction, and marks the tenant
         configured: the Setup Wizard is done).
 
@@ -157,8 +158,8 @@ class SettingsForm:
             ``None`` when saved, else the error message (also recorded in :attr:`errors`).
         """
         try:
-            store.save_settings(tenant_key, self.as_store_data())
-        except SettingsError as exc:
+            store.save(tenant_key, self.as_store_data())
+        except InvalidSettingError as exc:
             self.errors[_field_for(exc.field)] = exc.message
             return exc.message
         return None
