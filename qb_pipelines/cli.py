@@ -748,32 +748,26 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     per page, then a summary table; exits 1 with the next step to take when it cannot sync.
     Needs QB_FERNET_KEY, QBO_CLIENT_ID, QBO_CLIENT_SECRET (and QBO_EMULATOR_URL for the emulator).
     """
+    from qb_pipelines.config import SettingsError
     from qb_pipelines.qbo.errors import QBOError
-    from qb_pipelines.store.connections import ConnectionStore
-    from qb_pipelines.store.crypto import SecretBox
-    from qb_pipelines.store.db import make_engine, migrate, session_factory
-    from qb_pipelines.store.warehouse import WarehouseWriter
-    from qb_pipelines.sync import companies as company_mod
+    from qb_pipelines.sync.companies import UnknownCompanyError
     from qb_pipelines.sync.ingest import land
-    from qb_pipelines.sync.settings import AppSettings, SettingsError
+    from qb_pipelines.sync.runtime import Runtime
 
     env = dict(os.environ)
     if database_url:
         env["QB_DATABASE_URL"] = database_url
     try:
-        settings = AppSettings.from_env(env)
+        runtime = Runtime.from_env(env)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
-    engine = make_engine(settings.database_url)
-    try:
-        migrate(engine)
-        store = ConnectionStore(session_factory(engine), SecretBox(settings.fernet_key))
+    with runtime:
         try:
-            company = company_mod.resolve(store, company_key)
-            client = company_mod.open_client(store, settings, company)
-        except company_mod.UnknownCompanyError as exc:
-            known = company_mod.known_companies(store)
+            company = runtime.resolve(company_key)
+            client = runtime.client_for(company)
+        except UnknownCompanyError as exc:
+            known = runtime.companies()
             listed = "\n".join(f"  {c.key}  ({c.state.value})" for c in known) or "  none: connect one in the admin web app"
             raise click.ClickException(f"{exc}\nKnown companies:\n{listed}") from None
         if not company.is_connected:
@@ -782,15 +776,13 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
                    + ("full refresh" if full else "incremental") + (f" of {', '.join(wanted)}" if wanted else ""))
         progress = _SyncProgress(sys.stdout.isatty())
         try:
-            result = land(client, WarehouseWriter(engine), company.key, wanted, full=full, progress=progress)
+            result = land(client, runtime.warehouse, company.key, wanted, full=full, progress=progress)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         except QBOError as exc:
             raise click.ClickException(_sync_error(company.key, exc)) from None
         finally:
             progress.close()
-    finally:
-        engine.dispose()
     _print_sync_summary(result)
 
 
@@ -800,16 +792,9 @@ def _reconnect_message(key: str, state: str) -> str:
 
 
 def _sync_error(key: str, exc: Exception) -> str:
-    from qb_pipelines.qbo.errors import AuthenticationError, AuthorizationError, OAuthError
-    from qb_pipelines.store.connections import ConnectionUnavailableError
+    from qb_pipelines.sync.failures import next_step
 
-    if isinstance(exc, (ConnectionUnavailableError, OAuthError, AuthenticationError)):
-        return (f"company {key}: {exc}\nNext: the QuickBooks session has expired or was revoked: reconnect in the "
-                "admin web app (Accounting Integrations > Reconnect), then run this command again.")
-    if isinstance(exc, AuthorizationError):
-        return f"company {key}: {exc}\nNext: check the app's keys and environment, or reconnect in the admin web app."
-    return (f"company {key}: {exc}\nRows and cursors committed before the error are kept: run the same command "
-            "again to continue.")
+    return f"company {key}: {exc}\nNext: {next_step(exc)}."
 
 
 class _SyncProgress:
@@ -923,12 +908,12 @@ def _store_session_factory() -> Any:
 @click.option("--port", default=8000, show_default=True, type=int, help="TCP port to listen on.")
 def web(host: str, port: int) -> None:
     """Serve the admin web app (connections, settings, sync errors)."""
+    from qb_pipelines.config import SettingsError
     from qb_pipelines.web.app import serve
-    from qb_pipelines.web.config import ConfigError
 
     try:
         serve(host, port)
-    except ConfigError as exc:
+    except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -971,14 +956,15 @@ def tenants() -> None:
 @click.argument("name")
 def tenants_create(key: str, name: str) -> None:
     """Create a tenant (or rename it) so an admin can connect its QuickBooks company."""
-    from qb_pipelines.store.connections import ConnectionStore
-    from qb_pipelines.store.crypto import KeyConfigError, SecretBox
+    from qb_pipelines.config import SettingsError
+    from qb_pipelines.sync.runtime import Runtime
 
     try:
-        store = ConnectionStore(_store_session_factory(), SecretBox.from_env())
-    except KeyConfigError as exc:
+        runtime = Runtime.from_env()
+    except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    tenant = store.ensure_tenant(key, name)
+    with runtime:
+        tenant = runtime.tenants.ensure_tenant(key, name)
     _echo_json({"key": tenant.key, "name": tenant.name})
 
 
@@ -994,13 +980,16 @@ def connections_refresh(within_minutes: int) -> None:
     """Refresh tokens before they lapse; mark connections Intuit refuses as session expired."""
     from datetime import timedelta
 
-    from qb_pipelines.web.app import refresh_connections
-    from qb_pipelines.web.config import ConfigError
+    from qb_pipelines.config import SettingsError
+    from qb_pipelines.sync.connections import refresh_due
+    from qb_pipelines.sync.runtime import Runtime
 
     try:
-        summary = refresh_connections(within=timedelta(minutes=within_minutes))
-    except ConfigError as exc:
+        runtime = Runtime.from_env()
+    except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    with runtime:
+        summary = refresh_due(runtime.connections, runtime.oauth, timedelta(minutes=within_minutes))
     _echo_json(summary.as_dict())
     if summary.errors:
         raise SystemExit(1)

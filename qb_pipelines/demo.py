@@ -277,28 +277,21 @@ def prepare_store(env: Mapping[str, str], emulator_url: str, admin_password: str
     """
     from qb_pipelines.qbo.client import MemoryTokenSource, QBOClient
     from qb_pipelines.qbo.oauth import TokenSet
-    from qb_pipelines.store.connections import ConnectionStore
-    from qb_pipelines.store.crypto import SecretBox
-    from qb_pipelines.store.db import make_engine, migrate, session_factory
-    from qb_pipelines.store.users import AdminUserStore
     from qb_pipelines.sync.companies import company_key
     from qb_pipelines.sync.connections import live_lists
-    from qb_pipelines.sync.settings import AppSettings
+    from qb_pipelines.sync.runtime import Runtime
 
-    settings = AppSettings.from_env(env)
-    engine = make_engine(settings.database_url)
-    try:
-        migrate(engine)
-        factory = session_factory(engine)
-        users = AdminUserStore(factory)
+    with Runtime.from_env(env) as runtime:
+        settings = runtime.settings
+        users = runtime.users
         admin_created = users.get(ADMIN_EMAIL) is None
         if admin_created:
             users.create(ADMIN_EMAIL, admin_password, "admin")
         else:
             # the password in secrets.env is the one that works, even if someone changed it by hand
             users.set_password(ADMIN_EMAIL, admin_password)
-        store = ConnectionStore(factory, SecretBox(settings.fernet_key))
-        store.ensure_tenant(tenant_key, DEMO_TENANT_NAME)
+        store = runtime.connections
+        runtime.tenants.ensure_tenant(tenant_key, DEMO_TENANT_NAME)
 
         realm = realm_id or _demo_realm(emulator_url)
         resp = requests.post(f"{emulator_url}/_emulator/companies/{realm}/tokens", timeout=30)
@@ -316,7 +309,7 @@ def prepare_store(env: Mapping[str, str], emulator_url: str, admin_password: str
             tenant_key, "emulator", realm, company_name, str(user.get("email") or ""),
             str(user.get("givenName") or ""), str(user.get("familyName") or ""), source.tokens,
         )
-        if not store.get_settings(tenant_key).configured:
+        if not runtime.tenant_settings.get(tenant_key).configured:
             # What the Setup Wizard saves: every entity on, default directions and policy, and the
             # company's own income account and tax code (read live, as the wizard lists them).
             accounts, codes = live_lists(client)
@@ -327,11 +320,9 @@ def prepare_store(env: Mapping[str, str], emulator_url: str, admin_password: str
                                       "mode": "test"}
             if codes:
                 values.update(default_tax_code_id=codes[0].id, default_tax_code_name=codes[0].name)
-            store.save_settings(tenant_key, values)
+            runtime.tenant_settings.save(tenant_key, values)
         return ConnectedDemo(realm, company_name, company_key(tenant_key, realm), tenant_key, ADMIN_EMAIL,
                              admin_created, str(getattr(kind, "value", kind)))
-    finally:
-        engine.dispose()
 
 
 def register_with_emulator(emulator_url: str, *, redirect_uri: str, webhook_url: str, verifier_token: str,

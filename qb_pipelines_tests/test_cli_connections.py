@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from qb_pipelines.cli import cli
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.oauth import TokenSet
-from qb_pipelines.store.connections import ConnectionState, ConnectionStore
+from qb_pipelines.store.connections import ConnectionState
 from qb_pipelines.store.crypto import SecretBox, generate_key
-from qb_pipelines.store.db import make_engine, migrate, session_factory
+from qb_pipelines.sync.runtime import Runtime
 
 
 @pytest.fixture
@@ -64,12 +64,11 @@ def test_tenants_create_needs_the_key_and_says_so(env: dict[str, str]) -> None:
 
 def test_connections_refresh_refreshes_due_and_expires_revoked(env: dict[str, str], emulator: RunningEmulator) -> None:
     """A connection whose token lapses soon is refreshed; one Intuit revoked becomes session expired."""
-    engine = make_engine(env["QB_DATABASE_URL"])
-    migrate(engine)
-    store = ConnectionStore(session_factory(engine), SecretBox(env["QB_FERNET_KEY"]))
+    runtime = Runtime.from_env(env)
+    store = runtime.connections
     realms = [emulator.emu.engine.create_company(f"Refresh Co {i}") for i in range(2)]
     for key, realm in zip(("alive", "revoked"), realms, strict=True):
-        store.ensure_tenant(key, key.title())
+        runtime.tenants.ensure_tenant(key, key.title())
         raw = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
         tokens = TokenSet.from_response(raw, realm_id=realm, now=emulator.emu.clock.now())
         # pretend the access token lapses in 2 minutes, so the refresh is due

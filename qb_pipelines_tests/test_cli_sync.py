@@ -22,10 +22,10 @@ from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.connections import ConnectionStore
-from qb_pipelines.store.crypto import SecretBox, generate_key
-from qb_pipelines.store.db import make_engine, migrate, session_factory
+from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.warehouse import tables_for
 from qb_pipelines.sync.companies import company_key
+from qb_pipelines.sync.runtime import Runtime
 
 
 @dataclass
@@ -33,15 +33,19 @@ class World:
     emulator: RunningEmulator
     url: str
     engine: sa.Engine
-    store: ConnectionStore
+    runtime: Runtime
     env: dict[str, str]
+
+    @property
+    def store(self) -> ConnectionStore:
+        return self.runtime.connections
 
     def connect(self, invoices: int = 20) -> tuple[str, str, str]:
         """A new company seeded with ``invoices``, connected for a new tenant: (key, tenant, realm)."""
         realm = self.emulator.emu.engine.create_company(f"Sync Co {secrets.token_hex(2)}")
         seed_company(self.emulator.emu, realm, invoices=invoices)
         tenant = f"t{secrets.token_hex(3)}"
-        self.store.ensure_tenant(tenant, f"Tenant {tenant}")
+        self.runtime.tenants.ensure_tenant(tenant, f"Tenant {tenant}")
         body = requests.post(f"{self.emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
         self.store.save_tokens_on_connect(tenant, "emulator", realm, f"Company {realm}", "demo@example.com",
                                           "Demo", "User", TokenSet.from_response(body, realm_id=realm))
@@ -69,18 +73,17 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     running = start_in_thread(Emulator(EmulatorSettings()))
     url = f"sqlite:///{Path(tmp_path_factory.mktemp('sync')) / 'qb.sqlite'}"
-    engine = make_engine(url)
-    migrate(engine)
     key = generate_key()
     env = {
         "QB_DATABASE_URL": url, "QB_FERNET_KEY": key, "QBO_CLIENT_ID": "emulator-client-id",
         "QBO_CLIENT_SECRET": "emulator-client-secret", "QBO_ENVIRONMENT": "emulator",
         "QBO_EMULATOR_URL": running.url,
     }
+    runtime = Runtime.from_env(env)
     try:
-        yield World(running, url, engine, ConnectionStore(session_factory(engine), SecretBox(key)), env)
+        yield World(running, url, runtime.engine, runtime, env)
     finally:
-        engine.dispose()
+        runtime.close()
         running.stop()
 
 

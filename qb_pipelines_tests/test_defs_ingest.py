@@ -29,10 +29,10 @@ from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.connections import ConnectionState, ConnectionStore
-from qb_pipelines.store.crypto import SecretBox, generate_key
-from qb_pipelines.store.db import make_engine, migrate, session_factory
+from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.warehouse import tables_for
 from qb_pipelines.sync.companies import company_key
+from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines_tests.databases import throwaway_database
 
 
@@ -55,11 +55,12 @@ class Env:
     engine: sa.Engine
     resources: dict
     instance: dg.DagsterInstance
+    runtime: Runtime
 
     def connect(self, realm: str, tenant: str | None = None) -> str:
         """Connect ``realm`` for a new tenant as the OAuth callback would; returns the company key."""
         tenant = tenant or f"t{secrets.token_hex(3)}"
-        self.store.ensure_tenant(tenant, f"Tenant {tenant}")
+        self.runtime.tenants.ensure_tenant(tenant, f"Tenant {tenant}")
         self.reconnect(tenant, realm)
         key = company_key(tenant, realm)
         self.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
@@ -86,19 +87,15 @@ class Env:
 
 
 def _env(url: str, emulator: RunningEmulator) -> Iterator[Env]:
-    engine = make_engine(url)
-    migrate(engine)
     key = generate_key()
-    store = ConnectionStore(session_factory(engine), SecretBox(key))
-    resources = {
-        "qbo": QBOConnectionResource(database_url=url, fernet_key=key, client_id="emulator-client-id",
-                                     client_secret="emulator-client-secret", environment="emulator",
-                                     emulator_url=emulator.url, max_retries=1),
-        "warehouse": WarehouseResource(database_url=url),
-    }
+    qbo = QBOConnectionResource(database_url=url, fernet_key=key, client_id="emulator-client-id",
+                                client_secret="emulator-client-secret", environment="emulator",
+                                emulator_url=emulator.url, max_retries=1)
+    runtime = qbo.runtime()  # the very runtime the assets use
+    resources = {"qbo": qbo, "warehouse": WarehouseResource(qbo=qbo)}
     with dg.DagsterInstance.ephemeral() as instance:
-        yield Env(url, emulator, store, engine, resources, instance)
-    engine.dispose()
+        yield Env(url, emulator, runtime.connections, runtime.engine, resources, instance, runtime)
+    Runtime.close_shared()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

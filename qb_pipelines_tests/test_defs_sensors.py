@@ -20,10 +20,8 @@ from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_sch
 from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import WebhookEvent
-from qb_pipelines.store.connections import ConnectionStore
-from qb_pipelines.store.crypto import SecretBox, generate_key
-from qb_pipelines.store.db import make_engine, migrate, session_factory
-from qb_pipelines.store.webhook_inbox import WebhookInbox, delivery_sha
+from qb_pipelines.store.crypto import generate_key
+from qb_pipelines.store.webhook_inbox import delivery_sha
 from qb_pipelines.sync.companies import company_key
 
 
@@ -31,19 +29,18 @@ class World:
     """A store with connected tenants, the QBO resource over it, and a Dagster instance."""
 
     def __init__(self, url: str, instance: dg.DagsterInstance) -> None:
-        engine = make_engine(url)
-        migrate(engine)
-        self.engine, self.instance = engine, instance
         key = generate_key()
-        self.store = ConnectionStore(session_factory(engine), SecretBox(key))
-        self.inbox = WebhookInbox(session_factory(engine))
         self.qbo = QBOConnectionResource(database_url=url, fernet_key=key, client_id="emulator-client-id",
                                          client_secret="emulator-client-secret", environment="emulator",
                                          emulator_url="http://127.0.0.1:1")
+        self.runtime = self.qbo.runtime()  # the very runtime the sensors use
+        self.engine, self.instance = self.runtime.engine, instance
+        self.store = self.runtime.connections
+        self.inbox = self.runtime.inbox
 
     def connect(self, realm: str | None = None) -> tuple[str, str]:
         tenant, realm = f"t{secrets.token_hex(3)}", realm or str(9130000000 + secrets.randbelow(10**6))
-        self.store.ensure_tenant(tenant, f"Tenant {tenant}")
+        self.runtime.tenants.ensure_tenant(tenant, f"Tenant {tenant}")
         now = datetime.now(UTC)
         tokens = TokenSet("access", "refresh", now + timedelta(hours=1), now + timedelta(days=100), realm_id=realm)
         self.store.save_tokens_on_connect(tenant, "emulator", realm, "Co", "demo@example.com", "D", "U", tokens)
@@ -78,7 +75,7 @@ def _apply(world: World, result: dg.SensorResult) -> None:
 
 def test_partition_sensor_adds_connected_companies_and_never_removes(world: World) -> None:
     (t1, r1), (t2, r2) = world.connect(), world.connect()
-    world.store.ensure_tenant("never", "Never Connected")
+    world.runtime.tenants.ensure_tenant("never", "Never Connected")
     result = world.sensor(qbo_company_partitions_sensor)
     assert isinstance(result, dg.SensorResult)
     (request,) = result.dynamic_partitions_requests

@@ -33,6 +33,7 @@ from qb_pipelines.store.connections import ConnectionState, ConnectionStore
 from qb_pipelines.store.crypto import SecretBox, generate_key
 from qb_pipelines.store.db import make_engine, migrate, session_factory
 from qb_pipelines.store.models import Connection, Tenant
+from qb_pipelines.store.tenants import TenantStore
 from qb_pipelines_tests.databases import throwaway_database
 
 PROCESSES = 5
@@ -66,7 +67,7 @@ def test_refresh_from_several_processes_happens_once(emulator: RunningEmulator, 
     migrate(engine)
     store = ConnectionStore(session_factory(engine), SecretBox(key))
     tenant = f"tenant-{secrets.token_hex(4)}"
-    store.ensure_tenant(tenant, "Acme Field Services")
+    TenantStore(session_factory(engine)).ensure_tenant(tenant, "Acme Field Services")
     issued = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
     store.save_tokens_on_connect(tenant, "emulator", realm, "Keller Plumbing", "demo@example.com", "Demo", "User",
                                  TokenSet.from_response(issued, realm_id=realm))

@@ -28,17 +28,14 @@ from sqlalchemy.engine import Engine
 from qb_pipelines.qbo.errors import InvalidGrantError, OAuthError, TransientServerError
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store import crypto
-from qb_pipelines.store.connections import (
-    MAX_TRANSIENT_REFRESH_FAILURES,
-    ConnectionState,
-    ConnectionStore,
-    ConnectionUnavailableError,
-    ConnectKind,
-)
+from qb_pipelines.store.connections import ConnectionState, ConnectionUnavailableError, ConnectKind
 from qb_pipelines.store.crypto import DecryptionError, MissingKeyError, SecretBox, generate_key, load_key
-from qb_pipelines.store.db import VERSION_TABLE, make_engine, session_factory
+from qb_pipelines.store.db import VERSION_TABLE, make_engine
 from qb_pipelines.store.models import Base, Connection
-from qb_pipelines.store.settings import SettingsError, validate_settings
+from qb_pipelines.store.settings import InvalidSettingError, validate_settings
+from qb_pipelines.store.tokens import MAX_TRANSIENT_REFRESH_FAILURES
+from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines.sync.settings import AppSettings
 from qb_pipelines_tests.databases import migrated_engine
 
 KEY = generate_key()
@@ -55,9 +52,15 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield eng
 
 
+def _runtime(engine: Engine, key: str = KEY, **kwargs: object) -> Runtime:
+    """The store's repositories over ``engine`` (migrated already), as every process builds them."""
+    settings = AppSettings(database_url=None, fernet_key=key, client_id="test-client", client_secret="test-secret")
+    return Runtime(settings, engine=engine, migrate_schema=False, **kwargs)  # type: ignore[arg-type]
+
+
 @pytest.fixture
-def store(engine: Engine) -> ConnectionStore:
-    return ConnectionStore(session_factory(engine), SecretBox(KEY))
+def store(engine: Engine) -> Runtime:
+    return _runtime(engine)
 
 
 def _key() -> str:
@@ -125,15 +128,15 @@ class FakeIntuit:
         return [t.access_token for t in self.issued] + [t.refresh_token for t in self.issued]
 
 
-def _connect(store: ConnectionStore, intuit: FakeIntuit, realm: str | None = None, key: str | None = None) -> tuple[str, str]:
+def _connect(store: Runtime, intuit: FakeIntuit, realm: str | None = None, key: str | None = None) -> tuple[str, str]:
     key = key or _key()
     realm = realm or _realm()
-    store.ensure_tenant(key, f"Tenant {key}")
-    store.save_tokens_on_connect(key, "emulator", realm, "Sandbox Co", "ada@example.com", "Ada", "Lovelace", intuit.current)
+    store.tenants.ensure_tenant(key, f"Tenant {key}")
+    store.connections.save_tokens_on_connect(key, "emulator", realm, "Sandbox Co", "ada@example.com", "Ada", "Lovelace", intuit.current)
     return key, realm
 
 
-def _stored_tokens(store: ConnectionStore, key: str) -> tuple[str | None, str | None, int]:
+def _stored_tokens(store: Runtime, key: str) -> tuple[str | None, str | None, int]:
     box = SecretBox(KEY)
     with store.engine.connect() as conn:
         row = conn.execute(
@@ -171,122 +174,122 @@ def test_fernet_key_from_environment_with_clear_errors() -> None:
 # ---------------------------------------------------------------------------------------- tenants and connect
 
 
-def test_tenants_start_not_connected(store: ConnectionStore) -> None:
+def test_tenants_start_not_connected(store: Runtime) -> None:
     key = _key()
-    assert store.get(key) is None
-    store.ensure_tenant(key, "Acme Landscaping")
-    store.ensure_tenant(key, "Acme Landscaping LLC")  # idempotent, renames
-    view = store.get(key)
+    assert store.connections.get(key) is None
+    store.tenants.ensure_tenant(key, "Acme Landscaping")
+    store.tenants.ensure_tenant(key, "Acme Landscaping LLC")  # idempotent, renames
+    view = store.connections.get(key)
     assert view is not None
     assert (view.tenant_name, view.state, view.realm_id, view.configured) == (
         "Acme Landscaping LLC", ConnectionState.NOT_CONNECTED, None, False,
     )
-    assert key in [v.tenant_key for v in store.list_views()]
-    with pytest.raises(LookupError, match="ensure_tenant"):
-        store.save_tokens_on_connect("nobody", "emulator", "1", None, None, None, None, _tokens(0))
+    assert key in [v.tenant_key for v in store.connections.list_views()]
+    with pytest.raises(LookupError, match="tenants create"):
+        store.connections.save_tokens_on_connect("nobody", "emulator", "1", None, None, None, None, _tokens(0))
 
 
-def test_first_connect_then_reconnect_same_company_keeps_settings_and_mappings(store: ConnectionStore) -> None:
+def test_first_connect_then_reconnect_same_company_keeps_settings_and_mappings(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, realm = _key(), _realm()
-    store.ensure_tenant(key, "Acme")
-    kind = store.save_tokens_on_connect(key, "emulator", realm, "Acme Books", "ada@example.com", "Ada", "Lovelace", intuit.current)
+    store.tenants.ensure_tenant(key, "Acme")
+    kind = store.connections.save_tokens_on_connect(key, "emulator", realm, "Acme Books", "ada@example.com", "Ada", "Lovelace", intuit.current)
     assert kind is ConnectKind.FIRST
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None
     assert view.state is ConnectionState.CONNECTED
     assert (view.realm_id, view.company_name, view.user_email, view.user_name) == (realm, "Acme Books", "ada@example.com", "Ada Lovelace")
     assert view.access_expires_at == intuit.current.access_expires_at.replace(microsecond=view.access_expires_at.microsecond)
     assert view.refresh_hard_expires_at is not None and not view.configured
 
-    store.save_settings(key, {**INCOME, "conflict_policy": "qbo_wins"})
-    store.add_mapping(key, "Customer", "app-cust-1", "58")
-    store.mark_state(key, ConnectionState.SESSION_EXPIRED, "invalid_grant")
+    store.tenant_settings.save(key, {**INCOME, "conflict_policy": "qbo_wins"})
+    store.mappings.add(key, "Customer", "app-cust-1", "58")
+    store.connections.mark_state(key, ConnectionState.SESSION_EXPIRED, "invalid_grant")
 
-    kind = store.save_tokens_on_connect(key, "emulator", realm, "Acme Books", "bob@example.com", "Bob", "Builder", intuit._issue())
+    kind = store.connections.save_tokens_on_connect(key, "emulator", realm, "Acme Books", "bob@example.com", "Bob", "Builder", intuit._issue())
     assert kind is ConnectKind.RECONNECT
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None
     assert view.state is ConnectionState.CONNECTED and view.last_error is None
     assert view.user_email == "bob@example.com" and view.configured and not view.mappings_need_review
-    assert store.get_settings(key).values.conflict_policy == "qbo_wins"
-    assert [(m.entity, m.app_id, m.qbo_id, m.realm_id) for m in store.mappings(key)] == [("Customer", "app-cust-1", "58", realm)]
-    assert [e.kind for e in store.events(key)][:2] == ["connect_reconnect", "state_session_expired"]
+    assert store.tenant_settings.get(key).values.conflict_policy == "qbo_wins"
+    assert [(m.entity, m.app_id, m.qbo_id, m.realm_id) for m in store.mappings.list_for(key)] == [("Customer", "app-cust-1", "58", realm)]
+    assert [e.kind for e in store.connections.events(key)][:2] == ["connect_reconnect", "state_session_expired"]
 
 
-def test_switch_to_another_company_keeps_settings_and_flags_mappings(store: ConnectionStore) -> None:
+def test_switch_to_another_company_keeps_settings_and_flags_mappings(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, realm_a = _connect(store, intuit)
-    store.save_settings(key, {**INCOME, "directions": {"Customer": "app_to_qbo"}})
-    store.add_mapping(key, "Item", "sku-1", "7")
+    store.tenant_settings.save(key, {**INCOME, "directions": {"Customer": "app_to_qbo"}})
+    store.mappings.add(key, "Item", "sku-1", "7")
     realm_b = _realm()
-    kind = store.save_tokens_on_connect(key, "emulator", realm_b, "Other Books", "ada@example.com", "Ada", "Lovelace", intuit._issue())
+    kind = store.connections.save_tokens_on_connect(key, "emulator", realm_b, "Other Books", "ada@example.com", "Ada", "Lovelace", intuit._issue())
     assert kind is ConnectKind.SWITCH
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None
     assert (view.realm_id, view.previous_realm_id, view.mappings_need_review, view.configured) == (realm_b, realm_a, True, True)
-    settings = store.get_settings(key)
+    settings = store.tenant_settings.get(key)
     assert settings.values.directions["Customer"] == "app_to_qbo" and settings.mappings_need_review
-    assert [m.realm_id for m in store.mappings(key)] == [realm_a]  # kept, marked by their realm
-    store.acknowledge_mappings_review(key)
-    view = store.get(key)
+    assert [m.realm_id for m in store.mappings.list_for(key)] == [realm_a]  # kept, marked by their realm
+    store.tenant_settings.acknowledge_mappings_review(key)
+    view = store.connections.get(key)
     assert view is not None and not view.mappings_need_review and view.previous_realm_id == realm_a
 
 
-def test_one_connection_per_tenant(store: ConnectionStore) -> None:
+def test_one_connection_per_tenant(store: Runtime) -> None:
     key, _realm_id = _connect(store, FakeIntuit())
     with store.engine.connect() as conn:
         tenant_id = conn.execute(sa.text("SELECT id FROM qb_tenants WHERE key = :k"), {"k": key}).scalar_one()
-    with pytest.raises(sa.exc.IntegrityError), store._write() as session:
+    with pytest.raises(sa.exc.IntegrityError), store.connections._write() as session:
         session.add(Connection(tenant_id=tenant_id, environment="emulator", realm_id="2", state="connected"))
         session.flush()
 
 
-def test_disconnect_erases_tokens_and_keeps_configuration_and_mappings(store: ConnectionStore) -> None:
+def test_disconnect_erases_tokens_and_keeps_configuration_and_mappings(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, realm = _connect(store, intuit)
-    store.save_settings(key, INCOME)
-    store.add_mapping(key, "Customer", "c-1", "1")
-    assert store.disconnect(key) == intuit.current.refresh_token  # for revocation at Intuit
-    view = store.get(key)
+    store.tenant_settings.save(key, INCOME)
+    store.mappings.add(key, "Customer", "c-1", "1")
+    assert store.connections.disconnect(key) == intuit.current.refresh_token  # for revocation at Intuit
+    view = store.connections.get(key)
     assert view is not None
     assert view.state is ConnectionState.DISCONNECTED and view.disconnected_at is not None
     assert view.realm_id == realm and view.configured
     assert _stored_tokens(store, key)[:2] == (None, None)
-    assert store.disconnect(key) is None  # nothing left to revoke
-    assert store.get_settings(key).values.default_income_account_id == "79"
-    assert len(store.mappings(key, entity="Customer")) == 1
+    assert store.connections.disconnect(key) is None  # nothing left to revoke
+    assert store.tenant_settings.get(key).values.default_income_account_id == "79"
+    assert len(store.mappings.list_for(key, entity="Customer")) == 1
     with pytest.raises(ConnectionUnavailableError, match="disconnected") as exc:
-        store.token_source(key, intuit).access_token()
+        store.connections.token_source(key, intuit).access_token()
     assert exc.value.state is ConnectionState.DISCONNECTED
     # Reconnecting the same company: no wizard again.
-    assert store.save_tokens_on_connect(key, "emulator", realm, "Sandbox Co", "ada@example.com", "Ada", "L", intuit._issue()) is ConnectKind.RECONNECT
-    assert store.get_settings(key).configured
+    assert store.connections.save_tokens_on_connect(key, "emulator", realm, "Sandbox Co", "ada@example.com", "Ada", "L", intuit._issue()) is ConnectKind.RECONNECT
+    assert store.tenant_settings.get(key).configured
 
 
-def test_mark_state_records_error_and_time(store: ConnectionStore) -> None:
+def test_mark_state_records_error_and_time(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, _ = _connect(store, intuit)
     before = datetime.now(UTC) - timedelta(seconds=1)
-    store.mark_state(key, ConnectionState.CONNECTION_ERROR, f"HTTP 503 calling with Bearer {intuit.current.access_token}")
-    view = store.get(key)
+    store.connections.mark_state(key, ConnectionState.CONNECTION_ERROR, f"HTTP 503 calling with Bearer {intuit.current.access_token}")
+    view = store.connections.get(key)
     assert view is not None
     assert view.state is ConnectionState.CONNECTION_ERROR and view.needs_reconnect
     assert view.last_error is not None and "HTTP 503" in view.last_error
     assert intuit.current.access_token not in view.last_error  # redacted
     assert view.last_error_at is not None and view.last_error_at >= before
-    store.mark_state(key, "session_expired")
-    view = store.get(key)
+    store.connections.mark_state(key, "session_expired")
+    view = store.connections.get(key)
     assert view is not None and view.state is ConnectionState.SESSION_EXPIRED and "HTTP 503" in (view.last_error or "")
-    store.mark_state(key, ConnectionState.CONNECTED)
-    view = store.get(key)
+    store.connections.mark_state(key, ConnectionState.CONNECTED)
+    view = store.connections.get(key)
     assert view is not None and view.state is ConnectionState.CONNECTED and view.last_error is None
     with pytest.raises(ValueError, match="no connection was ever made"):
-        store.mark_state(key, ConnectionState.NOT_CONNECTED)
+        store.connections.mark_state(key, ConnectionState.NOT_CONNECTED)
     other = _key()
-    store.ensure_tenant(other, "Never connected")
+    store.tenants.ensure_tenant(other, "Never connected")
     with pytest.raises(ValueError, match="never connected"):
-        store.mark_state(other, ConnectionState.CONNECTION_ERROR, "x")
+        store.connections.mark_state(other, ConnectionState.CONNECTION_ERROR, "x")
 
 
 # ---------------------------------------------------------------------------------------- settings
@@ -309,7 +312,7 @@ def test_mark_state_records_error_and_time(store: ConnectionStore) -> None:
     ],
 )
 def test_invalid_settings_name_the_field(submission: dict, field: str) -> None:
-    with pytest.raises(SettingsError) as exc:
+    with pytest.raises(InvalidSettingError) as exc:
         validate_settings(submission)
     assert exc.value.field == field
     assert exc.value.message
@@ -325,29 +328,29 @@ def test_valid_settings_fill_defaults() -> None:
     assert (values.conflict_policy, values.mode, values.default_tax_code_name) == ("app_wins", "production", "TAX")
 
 
-def test_invalid_settings_save_nothing(store: ConnectionStore) -> None:
+def test_invalid_settings_save_nothing(store: Runtime) -> None:
     key, _ = _connect(store, FakeIntuit())
-    assert not store.get_settings(key).configured
-    saved = store.save_settings(key, {**INCOME, "entities": {"Bill": False}, "conflict_policy": "app_wins"})
+    assert not store.tenant_settings.get(key).configured
+    saved = store.tenant_settings.save(key, {**INCOME, "entities": {"Bill": False}, "conflict_policy": "app_wins"})
     assert saved.configured and saved.values.conflict_policy == "app_wins"
-    with pytest.raises(SettingsError) as exc:
-        store.save_settings(key, {"entities": {"Bill": True}, "conflict_policy": "qbo_wins", "default_income_account_name": "X"})
+    with pytest.raises(InvalidSettingError) as exc:
+        store.tenant_settings.save(key, {"entities": {"Bill": True}, "conflict_policy": "qbo_wins", "default_income_account_name": "X"})
     assert exc.value.field == "default_income_account_id"
-    kept = store.get_settings(key)
+    kept = store.tenant_settings.get(key)
     assert kept.values == saved.values
     assert kept.values.entities["Bill"] is False and kept.values.conflict_policy == "app_wins"
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None and view.configured
 
 
 # ---------------------------------------------------------------------------------------- token refresh
 
 
-def test_access_token_is_reused_while_fresh_and_refreshed_when_expiring(store: ConnectionStore) -> None:
+def test_access_token_is_reused_while_fresh_and_refreshed_when_expiring(store: Runtime) -> None:
     intuit = FakeIntuit(lifetime_s=30)  # expires within the 60 s margin
     key, _ = _connect(store, intuit)
     first = intuit.current.access_token
-    tokens = store.token_source(key, intuit)
+    tokens = store.connections.token_source(key, intuit)
     fresh = tokens.access_token()
     assert fresh != first and intuit.calls == 1
     intuit.lifetime_s = 3600
@@ -363,7 +366,7 @@ def test_access_token_is_reused_while_fresh_and_refreshed_when_expiring(store: C
     assert _stored_tokens(store, key)[2] == 4  # connect + three refreshes
 
 
-def test_single_refresh_under_eight_threads(store: ConnectionStore) -> None:
+def test_single_refresh_under_eight_threads(store: Runtime) -> None:
     intuit = FakeIntuit(delay_s=0.3)
     key, _ = _connect(store, intuit)
     stale = intuit.current.access_token
@@ -373,7 +376,7 @@ def test_single_refresh_under_eight_threads(store: ConnectionStore) -> None:
     errors: list[BaseException] = []
 
     def worker() -> None:
-        tokens = store.token_source(key, intuit)  # one source per worker, as separate callers would
+        tokens = store.connections.token_source(key, intuit)  # one source per worker, as separate callers would
         barrier.wait()
         try:
             results.append(tokens.refresh(stale))
@@ -404,17 +407,17 @@ def _refresh_in_child(url: str, key: str, tenant_key: str, refresh_token: str, s
             return _tokens(os.getpid(), tag="P")
 
     eng = make_engine(url)
-    store = ConnectionStore(session_factory(eng), SecretBox(key))
+    store = _runtime(eng, key)
     go.wait(30)  # type: ignore[attr-defined]
     try:
-        out.put(("ok", store.token_source(tenant_key, OneShotIntuit()).refresh(stale)))  # type: ignore[arg-type, attr-defined]
+        out.put(("ok", store.connections.token_source(tenant_key, OneShotIntuit()).refresh(stale)))  # type: ignore[arg-type, attr-defined]
     except Exception as exc:
         out.put(("error", repr(exc)))  # type: ignore[attr-defined]
     finally:
         eng.dispose()
 
 
-def test_single_refresh_across_processes(store: ConnectionStore) -> None:
+def test_single_refresh_across_processes(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, _ = _connect(store, intuit)
     version_before = _stored_tokens(store, key)[2]
@@ -441,29 +444,29 @@ def test_single_refresh_across_processes(store: ConnectionStore) -> None:
     assert access == tokens.pop() and version == version_before + 1
 
 
-def test_rotated_refresh_token_is_stored_before_the_new_access_token_is_returned(store: ConnectionStore) -> None:
+def test_rotated_refresh_token_is_stored_before_the_new_access_token_is_returned(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, _ = _connect(store, intuit)
-    returned = store.token_source(key, intuit).refresh(intuit.current.access_token)
+    returned = store.connections.token_source(key, intuit).refresh(intuit.current.access_token)
     access, refresh, _ = _stored_tokens(store, key)
     assert (access, refresh) == (returned, intuit.current.refresh_token)
     # A new process (a fresh store over the same database) refreshes with the rotated token:
     # the stand-in refuses superseded refresh tokens, so this proves the rotated one was kept.
-    restarted = ConnectionStore(session_factory(store.engine), SecretBox(KEY))
+    restarted = _runtime(store.engine).connections
     assert restarted.token_source(key, intuit).refresh(returned) == intuit.current.access_token
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None and view.state is ConnectionState.CONNECTED
 
 
-def test_invalid_grant_moves_to_session_expired(store: ConnectionStore) -> None:
+def test_invalid_grant_moves_to_session_expired(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, _ = _connect(store, intuit)
     intuit.fail_with = InvalidGrantError("invalid_grant: Token revoked", code="invalid_grant")
-    tokens = store.token_source(key, intuit)
+    tokens = store.connections.token_source(key, intuit)
     before = datetime.now(UTC) - timedelta(seconds=1)
     with pytest.raises(InvalidGrantError):
         tokens.refresh(intuit.current.access_token)
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None
     assert view.state is ConnectionState.SESSION_EXPIRED and view.needs_reconnect
     assert "invalid_grant" in (view.last_error or "") and view.last_error_at is not None and view.last_error_at >= before
@@ -471,46 +474,46 @@ def test_invalid_grant_moves_to_session_expired(store: ConnectionStore) -> None:
     with pytest.raises(ConnectionUnavailableError, match="reconnect"):
         tokens.access_token()
     assert intuit.calls == 1
-    assert store.events(key)[0].kind == "session_expired"
+    assert store.connections.events(key)[0].kind == "session_expired"
 
 
-def test_transient_refresh_failures_flip_the_state_only_when_they_persist(store: ConnectionStore) -> None:
+def test_transient_refresh_failures_flip_the_state_only_when_they_persist(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, _ = _connect(store, intuit)
-    tokens = store.token_source(key, intuit)
+    tokens = store.connections.token_source(key, intuit)
     intuit.fail_with = TransientServerError("could not reach Intuit's token endpoint: ConnectTimeout")
     for attempt in range(1, MAX_TRANSIENT_REFRESH_FAILURES + 1):
         with pytest.raises(TransientServerError):
             tokens.refresh(intuit.current.access_token)
-        view = store.get(key)
+        view = store.connections.get(key)
         assert view is not None and "ConnectTimeout" in (view.last_error or "")
         expected = ConnectionState.CONNECTION_ERROR if attempt == MAX_TRANSIENT_REFRESH_FAILURES else ConnectionState.CONNECTED
         assert view.state is expected
     intuit.fail_with = None
     tokens.refresh(intuit.current.access_token)  # a connection error is retried, and recovers
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None and view.state is ConnectionState.CONNECTED and view.last_error is None
     intuit.fail_with = OAuthError("invalid_client: bad client secret", code="invalid_client")
     with pytest.raises(OAuthError):
         tokens.refresh(intuit.current.access_token)
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None and view.state is ConnectionState.CONNECTION_ERROR  # a refusal: at once
 
 
 def test_connections_due_for_refresh(engine: Engine) -> None:
     now = [datetime.now(UTC)]
-    store = ConnectionStore(session_factory(engine), SecretBox(KEY), clock=lambda: now[0])
+    store = _runtime(engine, clock=lambda: now[0])
     intuit = FakeIntuit(lifetime_s=3600, clock=lambda: now[0])
     key, _ = _connect(store, intuit)
     expired_key, _ = _connect(store, intuit)
-    store.mark_state(expired_key, ConnectionState.SESSION_EXPIRED, "invalid_grant")
+    store.connections.mark_state(expired_key, ConnectionState.SESSION_EXPIRED, "invalid_grant")
 
     def due(within: timedelta) -> set[str]:
-        return {v.tenant_key for v in store.connections_due_for_refresh(within)} & {key, expired_key}
+        return {v.tenant_key for v in store.connections.connections_due_for_refresh(within)} & {key, expired_key}
 
     assert due(timedelta(minutes=10)) == set()
     assert due(timedelta(hours=2)) == {key}  # access token expires within the window
-    tokens = store.token_source(key, intuit)
+    tokens = store.connections.token_source(key, intuit)
     assert tokens.refresh_if_due(timedelta(minutes=10)) is False
     now[0] += timedelta(days=1, minutes=1)  # refresh token a day old (access also expired)
     assert due(timedelta(minutes=10)) == {key}
@@ -520,7 +523,7 @@ def test_connections_due_for_refresh(engine: Engine) -> None:
     assert intuit.calls == 1
 
 
-def test_refresh_against_the_emulator(store: ConnectionStore, emulator) -> None:
+def test_refresh_against_the_emulator(store: Runtime, emulator) -> None:
     """The real OAuth client, the real token endpoint: rotation stored, then revocation seen."""
     from qb_pipelines.qbo.environments import environment
     from qb_pipelines.qbo.oauth import IntuitOAuth
@@ -530,11 +533,11 @@ def test_refresh_against_the_emulator(store: ConnectionStore, emulator) -> None:
     now = datetime.now(UTC)
     initial = TokenSet(issued["access_token"], issued["refresh_token"], now + timedelta(hours=1), now + timedelta(days=100))
     key = _key()
-    store.ensure_tenant(key, "Emulated")
-    store.save_tokens_on_connect(key, "emulator", realm, "Store Co", "demo@example.com", "Demo", "User", initial)
+    store.tenants.ensure_tenant(key, "Emulated")
+    store.connections.save_tokens_on_connect(key, "emulator", realm, "Store Co", "demo@example.com", "Demo", "User", initial)
     oauth = IntuitOAuth(issued["client_id"], issued["client_secret"], "http://localhost:3000/callback",
                         environment("emulator", emulator.url))
-    tokens = store.token_source(key, oauth)
+    tokens = store.connections.token_source(key, oauth)
     fresh = tokens.refresh(initial.access_token)
     assert fresh != initial.access_token
     _, stored_refresh, _ = _stored_tokens(store, key)
@@ -545,27 +548,27 @@ def test_refresh_against_the_emulator(store: ConnectionStore, emulator) -> None:
     requests.post(f"{emulator.url}/_emulator/oauth/revoke-all", json={"realmId": realm}, timeout=10).raise_for_status()
     with pytest.raises(InvalidGrantError):
         tokens.refresh(fresh)
-    view = store.get(key)
+    view = store.connections.get(key)
     assert view is not None and view.state is ConnectionState.SESSION_EXPIRED
 
 
 # ---------------------------------------------------------------------------------------- secrets
 
 
-def test_no_plaintext_token_anywhere_after_a_full_flow(store: ConnectionStore) -> None:
+def test_no_plaintext_token_anywhere_after_a_full_flow(store: Runtime) -> None:
     intuit = FakeIntuit()
     key, _realm_id = _connect(store, intuit)
-    store.save_settings(key, INCOME)
-    tokens = store.token_source(key, intuit)
+    store.tenant_settings.save(key, INCOME)
+    tokens = store.connections.token_source(key, intuit)
     tokens.refresh(intuit.current.access_token)
     tokens.refresh(intuit.current.access_token)
-    store.mark_state(key, ConnectionState.CONNECTION_ERROR, f"401 for Bearer {intuit.current.access_token}")
+    store.connections.mark_state(key, ConnectionState.CONNECTION_ERROR, f"401 for Bearer {intuit.current.access_token}")
     intuit.fail_with = TransientServerError(f"upstream said {intuit.current.refresh_token} is odd")
     with pytest.raises(TransientServerError):
         tokens.refresh(intuit.current.access_token)
     intuit.fail_with = None
-    view_connected = store.get(key)
-    revocable = store.disconnect(key)
+    view_connected = store.connections.get(key)
+    revocable = store.connections.disconnect(key)
     assert revocable == intuit.current.refresh_token
     plaintexts = intuit.secrets()
 
@@ -583,12 +586,12 @@ def test_no_plaintext_token_anywhere_after_a_full_flow(store: ConnectionStore) -
                         assert secret not in text, f"plaintext token in {name}"
     assert seen > 0
     # Nor in what the store hands out or prints.
-    views = [view_connected, store.get(key), *store.list_views(), store.get_settings(key), *store.events(key, limit=100)]
+    views = [view_connected, store.connections.get(key), *store.connections.list_views(), store.tenant_settings.get(key), *store.connections.events(key, limit=100)]
     for obj in [*views, store, tokens, intuit.current, SecretBox(KEY)]:
         for text in (repr(obj), str(obj)):
             for secret in [*plaintexts, KEY]:
                 assert secret not in text
-    with store._read() as session:
+    with store.connections._read() as session:
         for row in session.scalars(sa.select(Connection)).all():
             assert "enc" not in repr(row) and all(s not in repr(row) for s in plaintexts)
 
@@ -596,12 +599,12 @@ def test_no_plaintext_token_anywhere_after_a_full_flow(store: ConnectionStore) -
 # ---------------------------------------------------------------------------------------- API usage
 
 
-def test_read_usage_is_counted_per_company_and_month_atomically(store: ConnectionStore) -> None:
+def test_read_usage_is_counted_per_company_and_month_atomically(store: Runtime) -> None:
     realm, other = _realm(), _realm()
 
     def reads() -> None:
         for _ in range(25):
-            store.record_read(realm)
+            store.usage.record_read(realm)
 
     threads = [threading.Thread(target=reads) for _ in range(8)]
     for t in threads:
@@ -609,11 +612,11 @@ def test_read_usage_is_counted_per_company_and_month_atomically(store: Connectio
     for t in threads:
         t.join()
     month = datetime.now(UTC).strftime("%Y-%m")
-    assert store.usage(realm) == 200 == store.usage(realm, month)
-    store.record_read(realm, datetime(2024, 2, 29, 23, 59, tzinfo=UTC))
-    store.record_read(realm, datetime(2024, 3, 1, 0, 0, tzinfo=UTC))
-    store.record_write(realm, datetime(2024, 3, 1, 0, 1, tzinfo=UTC))
-    assert store.usage(realm, "2024-02") == 1
-    counts = store.usage_counts(realm, "2024-03")
+    assert store.usage.reads(realm) == 200 == store.usage.reads(realm, month)
+    store.usage.record_read(realm, datetime(2024, 2, 29, 23, 59, tzinfo=UTC))
+    store.usage.record_read(realm, datetime(2024, 3, 1, 0, 0, tzinfo=UTC))
+    store.usage.record_write(realm, datetime(2024, 3, 1, 0, 1, tzinfo=UTC))
+    assert store.usage.reads(realm, "2024-02") == 1
+    counts = store.usage.counts(realm, "2024-03")
     assert (counts.reads, counts.writes) == (1, 1)
-    assert store.usage(other, month) == 0
+    assert store.usage.reads(other, month) == 0

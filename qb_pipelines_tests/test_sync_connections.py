@@ -22,20 +22,26 @@ from qb_pipelines.qbo.environments import environment
 from qb_pipelines.qbo.errors import InvalidGrantError
 from qb_pipelines.qbo.oauth import SCOPES, IntuitOAuth
 from qb_pipelines.store.connections import ConnectionState, ConnectionStore
-from qb_pipelines.store.crypto import SecretBox, generate_key
-from qb_pipelines.store.db import make_engine, migrate, session_factory
+from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.sync import connections as flows
+from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines.sync.settings import AppSettings
 from qb_pipelines_tests.web_fixtures import consent_over_http
 
 REDIRECT_URI = "http://127.0.0.1:3000/callback"  # registered for the emulator's default app
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConnectionStore]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    migrate(engine)
-    yield ConnectionStore(session_factory(engine), SecretBox(generate_key()))
-    engine.dispose()
+def rt(tmp_path: Path) -> Iterator[Runtime]:
+    settings = AppSettings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", fernet_key=generate_key(),
+                           client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET)
+    with Runtime(settings) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def store(rt: Runtime) -> ConnectionStore:
+    return rt.connections
 
 
 @pytest.fixture
@@ -84,10 +90,10 @@ def _stored_refresh_token(store: ConnectionStore, tenant: str) -> str:
         return store._box.decrypt(conn.refresh_token_enc)
 
 
-def test_begin_connect_binds_a_fresh_state_and_asks_for_the_four_scopes(
+def test_begin_connect_binds_a_fresh_state_and_asks_for_the_four_scopes(rt: Runtime,
     store: ConnectionStore, oauth: IntuitOAuth
 ) -> None:
-    store.ensure_tenant("acme", "Acme")
+    rt.tenants.ensure_tenant("acme", "Acme")
     url, state = flows.begin_connect(store, oauth, "acme", "connect")
     query = parse_qs(urlsplit(url).query)
     assert url.startswith(oauth.environment.authorize_url + "?")
@@ -104,10 +110,10 @@ def test_begin_connect_binds_a_fresh_state_and_asks_for_the_four_scopes(
         flows.begin_connect(store, oauth, "acme", "steal")
 
 
-def test_first_connect_disconnect_reconnect_and_switch(
+def test_first_connect_disconnect_reconnect_and_switch(rt: Runtime,
     emulator: RunningEmulator, store: ConnectionStore, oauth: IntuitOAuth
 ) -> None:
-    store.ensure_tenant("acme", "Acme")
+    rt.tenants.ensure_tenant("acme", "Acme")
     keller, amy = _company(emulator, "Keller Plumbing"), _company(emulator, "Amy's Bird Sanctuary")
 
     first = _connect(store, oauth, "acme", keller)
@@ -122,7 +128,7 @@ def test_first_connect_disconnect_reconnect_and_switch(
     accounts, tax_codes = flows.live_lists(_client_factory(oauth)(keller, store.token_source("acme", oauth)))
     assert accounts and tax_codes
     assert [a.name for a in accounts] == sorted((a.name for a in accounts), key=str.lower)
-    store.save_settings("acme", {"default_income_account_id": accounts[0].id,
+    rt.tenant_settings.save("acme", {"default_income_account_id": accounts[0].id,
                                  "default_income_account_name": accounts[0].name, "conflict_policy": "qbo_wins"})
 
     old_refresh = _stored_refresh_token(store, "acme")
@@ -135,7 +141,7 @@ def test_first_connect_disconnect_reconnect_and_switch(
 
     again = _connect(store, oauth, "acme", keller, "connect")
     assert again.kind == "reconnect" and again.configured is True
-    assert store.get_settings("acme").values.conflict_policy == "qbo_wins"  # configuration preserved
+    assert rt.tenant_settings.get("acme").values.conflict_policy == "qbo_wins"  # configuration preserved
 
     before_switch = _stored_refresh_token(store, "acme")
     switched = _connect(store, oauth, "acme", amy, "switch")
@@ -143,15 +149,15 @@ def test_first_connect_disconnect_reconnect_and_switch(
     view = store.get("acme")
     assert view.realm_id == amy and view.state == ConnectionState.CONNECTED
     assert view.mappings_need_review is True and view.configured is True
-    assert store.get_settings("acme").values.default_income_account_id == accounts[0].id
+    assert rt.tenant_settings.get("acme").values.default_income_account_id == accounts[0].id
     with pytest.raises(InvalidGrantError):  # the previous company's grant is gone
         oauth.refresh(before_switch)
 
 
-def test_a_bad_code_stores_nothing_and_says_what_to_do(
+def test_a_bad_code_stores_nothing_and_says_what_to_do(rt: Runtime,
     emulator: RunningEmulator, store: ConnectionStore, oauth: IntuitOAuth
 ) -> None:
-    store.ensure_tenant("acme", "Acme")
+    rt.tenants.ensure_tenant("acme", "Acme")
     realm = _company(emulator, "Keller Plumbing")
     code, realm_id = _authorize(store, oauth, "acme", realm)
     flows.complete_connect(store, oauth, _client_factory(oauth), "acme", code, realm_id)
@@ -164,10 +170,10 @@ def test_a_bad_code_stores_nothing_and_says_what_to_do(
         flows.complete_connect(store, oauth, _client_factory(oauth), "acme", "", realm_id)
 
 
-def test_disconnect_takes_effect_even_when_intuit_refuses_the_revocation(
+def test_disconnect_takes_effect_even_when_intuit_refuses_the_revocation(rt: Runtime,
     emulator: RunningEmulator, store: ConnectionStore, oauth: IntuitOAuth
 ) -> None:
-    store.ensure_tenant("acme", "Acme")
+    rt.tenants.ensure_tenant("acme", "Acme")
     _connect(store, oauth, "acme", _company(emulator, "Keller Plumbing"))
     wrong_keys = IntuitOAuth(DEFAULT_CLIENT_ID, "not-the-secret", REDIRECT_URI, oauth.environment)
     result = flows.disconnect(store, wrong_keys, "acme")
@@ -177,11 +183,11 @@ def test_disconnect_takes_effect_even_when_intuit_refuses_the_revocation(
     assert store.get("acme").state == ConnectionState.DISCONNECTED
 
 
-def test_refresh_due_renews_tokens_and_marks_a_refused_grant_as_expired(
+def test_refresh_due_renews_tokens_and_marks_a_refused_grant_as_expired(rt: Runtime,
     emulator: RunningEmulator, store: ConnectionStore, oauth: IntuitOAuth
 ) -> None:
     for key in ("acme", "bolt"):
-        store.ensure_tenant(key, key.title())
+        rt.tenants.ensure_tenant(key, key.title())
     acme_realm = _company(emulator, "Acme Books")
     bolt_realm = _company(emulator, "Bolt Books")
     _connect(store, oauth, "acme", acme_realm)
@@ -205,10 +211,10 @@ def test_refresh_due_renews_tokens_and_marks_a_refused_grant_as_expired(
     assert "bolt" not in flows.refresh_due(store, oauth, within=timedelta(hours=2)).expired
 
 
-def test_a_failed_live_call_flips_the_card_with_the_seed_words(
+def test_a_failed_live_call_flips_the_card_with_the_seed_words(rt: Runtime,
     emulator: RunningEmulator, store: ConnectionStore, oauth: IntuitOAuth
 ) -> None:
-    store.ensure_tenant("acme", "Acme")
+    rt.tenants.ensure_tenant("acme", "Acme")
     realm = _company(emulator, "Keller Plumbing")
     _connect(store, oauth, "acme", realm)
     requests.post(f"{emulator.url}/_emulator/oauth/expire", json={"realmId": realm, "what": "all"}, timeout=30)

@@ -54,7 +54,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(web: WebStack) -> None:
         # an anonymous POST with the anonymous session's valid token still changes nothing
         resp = client.post("/integrations/tenants", data={"csrf_token": token, "key": "x", "name": "X"})
         assert resp.status_code == 303 and resp.headers["location"] == "/signin"
-        assert web.services.store.get("x") is None
+        assert web.runtime.connections.get("x") is None
 
 
 def test_wrong_password_is_refused(web: WebStack) -> None:
@@ -83,7 +83,7 @@ def test_every_post_without_the_csrf_token_answers_403(web: WebStack) -> None:
             assert client.post(path, data={**data, "csrf_token": "forged" + csrf[6:]}).status_code == 403, path
         # the sign-in form too: a login CSRF cannot sign a victim into the attacker's account
         assert client.post("/signin", data={"email": "a@b.c", "password": "x"}).status_code == 403
-        assert web.services.store.get("other") is None
+        assert web.runtime.connections.get("other") is None
         assert client.get("/integrations").status_code == 200  # still signed in: signout was refused
 
 
@@ -109,7 +109,7 @@ def test_a_viewer_sees_everything_and_changes_nothing(web: WebStack) -> None:
             assert "viewer" in resp.text
         view = web.view("acme")
         assert view.state == ConnectionState.CONNECTED and view.realm_id == realm
-        assert web.services.store.get("other") is None
+        assert web.runtime.connections.get("other") is None
 
 
 def test_a_callback_whose_state_does_not_match_stores_nothing(web: WebStack) -> None:
@@ -189,11 +189,11 @@ def test_invalid_settings_are_refused_next_to_the_field_and_nothing_is_saved(web
             assert resp.status_code == 400, field
             assert "Nothing was saved." in resp.text
             assert message in resp.text, (field, resp.text[:2000])
-            assert web.services.store.get_settings("acme").configured is False
+            assert web.runtime.tenant_settings.get("acme").configured is False
 
         resp = client.post("/integrations/acme/setup", data=_setup_form(csrf, default_income_account_id=account))
         assert resp.status_code == 303 and resp.headers["location"] == "/integrations"
-        saved = web.services.store.get_settings("acme")
+        saved = web.runtime.tenant_settings.get("acme")
         assert saved.configured is True
         assert saved.values.conflict_policy == "qbo_wins"
         assert saved.values.default_income_account_id == account
@@ -205,7 +205,7 @@ def test_invalid_settings_are_refused_next_to_the_field_and_nothing_is_saved(web
             data=_setup_form(csrf, default_income_account_id=account, conflict_policy="app_wins", mode="production"),
         )
         assert resp.status_code == 400
-        assert web.services.store.get_settings("acme").values == saved.values
+        assert web.runtime.tenant_settings.get("acme").values == saved.values
 
 
 def _first_option(page: str, select_id: str) -> str:
@@ -258,7 +258,7 @@ def _full_flow_and_scan(web: WebStack, caplog: pytest.LogCaptureFixture) -> None
         assert client.get(f"/oauth/callback?{urlsplit(callback).query}").status_code == 303
         collect_tokens()
         pages.append(client.get("/integrations/acme/setup").text)  # a live call with the stored token
-        summary = refresh_due(web.services.store, web.services.oauth, within=timedelta(hours=2))
+        summary = refresh_due(web.runtime.connections, web.runtime.oauth, within=timedelta(hours=2))
         assert summary.refreshed == ["acme"]
         collect_tokens()
         pages.append(client.get("/integrations").text)
@@ -293,7 +293,9 @@ def _full_flow_and_scan(web: WebStack, caplog: pytest.LogCaptureFixture) -> None
 
 
 def test_configuration_is_read_at_startup_and_a_missing_variable_is_named() -> None:
-    from qb_pipelines.web.config import ConfigError, ConnectionSettings, WebSettings
+    from qb_pipelines.config import SettingsError
+    from qb_pipelines.sync.settings import AppSettings
+    from qb_pipelines.web.config import WebSettings
 
     env = {
         "QB_FERNET_KEY": "k" * 44,
@@ -304,13 +306,13 @@ def test_configuration_is_read_at_startup_and_a_missing_variable_is_named() -> N
         "QB_SESSION_SECRET": "s" * 48,
     }
     settings = WebSettings.from_env(env)
-    assert settings.emulator_url == "http://127.0.0.1:8765" and settings.database_url is None
+    assert settings.environment().api_base == "http://127.0.0.1:8765" and settings.database_url is None
     assert "emulator-client-secret" not in repr(settings) and "s" * 48 not in repr(settings)
     for name in ("QB_FERNET_KEY", "QBO_CLIENT_ID", "QBO_CLIENT_SECRET", "QBO_REDIRECT_URI", "QBO_ENVIRONMENT",
                  "QB_SESSION_SECRET"):
-        with pytest.raises(ConfigError, match=name):
+        with pytest.raises(SettingsError, match=name):
             WebSettings.from_env({k: v for k, v in env.items() if k != name})
     # the refresh command needs no session secret
-    assert ConnectionSettings.from_env({k: v for k, v in env.items() if k != "QB_SESSION_SECRET"}).client_id
-    with pytest.raises(ConfigError, match="QBO_ENVIRONMENT"):
+    assert AppSettings.from_env({k: v for k, v in env.items() if k != "QB_SESSION_SECRET"}).client_id
+    with pytest.raises(SettingsError, match="QBO_ENVIRONMENT"):
         WebSettings.from_env({**env, "QBO_ENVIRONMENT": "staging"})

@@ -148,7 +148,7 @@ def test_connect_wizard_disconnect_reconnect_and_switch(page: Page, web: WebStac
     expect(card(page).locator(".mappings-review")).to_be_visible()
     view = web.view("acme")
     assert view.realm_id == amy and view.state == ConnectionState.CONNECTED
-    assert web.services.store.get_settings("acme").values.default_income_account_id == account_id
+    assert web.runtime.tenant_settings.get("acme").values.default_income_account_id == account_id
     shot = tmp_path / "connected-card.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 0

@@ -26,9 +26,9 @@ from qb_pipelines.emulator.server import RunningEmulator, free_port, start_in_th
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import parse_notifications, sign
 from qb_pipelines.store.crypto import generate_key
-from qb_pipelines.store.db import session_factory
 from qb_pipelines.store.webhook_inbox import InboxEvent, WebhookInbox, delivery_sha
-from qb_pipelines.web.app import Services, build_services, create_app
+from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines.web.app import create_app
 from qb_pipelines.web.config import WebSettings
 from qb_pipelines.web.webhooks import MAX_BODY_BYTES, NOT_CONFIGURED, WEBHOOK_PATH
 from qb_pipelines_tests.databases import throwaway_database
@@ -57,9 +57,9 @@ class Server:
         self.thread.join(timeout=10)
 
 
-def serve(settings: WebSettings, services: Services) -> Server:
+def serve(settings: WebSettings, runtime: Runtime) -> Server:
     port = free_port()
-    config = uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(create_app(settings, runtime), host="127.0.0.1", port=port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"web-{port}", daemon=True)
@@ -76,7 +76,7 @@ def serve(settings: WebSettings, services: Services) -> Server:
 class Stack:
     emulator: RunningEmulator
     web: Server
-    services: Services
+    runtime: Runtime
     settings: WebSettings
     inbox: WebhookInbox
 
@@ -101,13 +101,13 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 session_secret="s" * 48,
                 webhook_verifier_token=TOKEN,
             )
-            services = build_services(settings)
-            web = serve(settings, services)
+            runtime = Runtime(settings.app_settings())
+            web = serve(settings, runtime)
             try:
-                yield Stack(emulator, web, services, settings, WebhookInbox(session_factory(services.store.engine)))
+                yield Stack(emulator, web, runtime, settings, runtime.inbox)
             finally:
                 web.stop()
-                services.store.engine.dispose()
+                runtime.close()
     finally:
         emulator.stop()
 
@@ -244,7 +244,7 @@ def test_only_post_is_served(stack: Stack) -> None:
 
 def test_without_a_verifier_token_the_route_answers_503_and_stores_nothing(stack: Stack) -> None:
     settings = WebSettings(**{**stack.settings.__dict__, "webhook_verifier_token": None})
-    web = serve(settings, stack.services)
+    web = serve(settings, stack.runtime)
     try:
         count = stack.inbox.count()
         body = LEGACY["raw_body"].encode()
@@ -271,8 +271,8 @@ def test_end_to_end_the_emulators_deliveries_land_in_order(stack: Stack) -> None
     realm = str(requests.post(f"{emu}/_emulator/companies", json={"name": "Webhook Co"}, timeout=30).json()["realmId"])
     # a tenant connected to that company: its events are flagged as routable
     now = datetime.now(UTC)
-    stack.services.store.ensure_tenant("hooked", "Hooked Ltd")
-    stack.services.store.save_tokens_on_connect(
+    stack.runtime.tenants.ensure_tenant("hooked", "Hooked Ltd")
+    stack.runtime.connections.save_tokens_on_connect(
         "hooked", "emulator", realm, "Webhook Co", "demo@example.com", "Demo", "User",
         TokenSet("access", "refresh", now + timedelta(hours=1), now + timedelta(days=100)),
     )

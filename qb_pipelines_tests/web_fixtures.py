@@ -32,7 +32,8 @@ from qb_pipelines.emulator.oauth import (
 )
 from qb_pipelines.emulator.server import RunningEmulator, free_port
 from qb_pipelines.store.crypto import generate_key
-from qb_pipelines.web.app import Services, build_services, create_app, install_log_redaction
+from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines.web.app import create_app, install_log_redaction
 from qb_pipelines.web.config import WebSettings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,14 +55,14 @@ class WebStack:
         url: The web app's base URL.
         emulator: The running emulator (``.url``, ``.emu``).
         settings: The app's settings (client secret and keys included: test-only values).
-        services: The app's store, user store and Intuit app (shared with the running app).
+        runtime: The app's runtime: store, users, Intuit app (shared with the running app).
         server: The uvicorn server (stopped by the fixture).
     """
 
     url: str
     emulator: RunningEmulator
     settings: WebSettings
-    services: Services
+    runtime: Runtime
     server: uvicorn.Server
     thread: threading.Thread
     realms: dict[str, str] = field(default_factory=dict)
@@ -88,10 +89,10 @@ class WebStack:
 
     # -- app side -----------------------------------------------------------------------------------
     def add_tenant(self, key: str, name: str) -> None:
-        self.services.store.ensure_tenant(key, name)
+        self.runtime.tenants.ensure_tenant(key, name)
 
     def view(self, tenant_key: str) -> Any:
-        return self.services.store.get(tenant_key)
+        return self.runtime.connections.get(tenant_key)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -118,10 +119,10 @@ def start_web(emulator: RunningEmulator, tmp_path: Path, *, database_url: str | 
         emulator_url=emulator.url,
         session_secret=SESSION_SECRET,
     )
-    services = build_services(settings)
-    services.users.create(ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
-    services.users.create(VIEWER_EMAIL, VIEWER_PASSWORD, "viewer")
-    app = create_app(settings, services)
+    runtime = Runtime(settings.app_settings())
+    runtime.users.create(ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
+    runtime.users.create(VIEWER_EMAIL, VIEWER_PASSWORD, "viewer")
+    app = create_app(settings, runtime)
     # log_config=None: uvicorn's loggers propagate to the root logger, so caplog sees them too.
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True, lifespan="off")
     server = uvicorn.Server(config)
@@ -138,7 +139,7 @@ def start_web(emulator: RunningEmulator, tmp_path: Path, *, database_url: str | 
     else:  # pragma: no cover - only when the server cannot start
         server.should_exit = True
         raise RuntimeError(f"the web app did not start on {url}")
-    return WebStack(url=url, emulator=emulator, settings=settings, services=services, server=server, thread=thread)
+    return WebStack(url=url, emulator=emulator, settings=settings, runtime=runtime, server=server, thread=thread)
 
 
 @pytest.fixture(name="web")

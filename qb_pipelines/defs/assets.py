@@ -14,8 +14,9 @@ run's touched report months ride on the transactions' materializations (``touche
 report sensor re-materializes those months.
 
 Failure semantics: a company's partition is its own run, so one broken company fails alone and
-is rerun alone. A connection that needs an admin (session expired, disconnected, switched) fails
-without retries; throttling and server errors are retried by the client, then by the retry policy.
+is rerun alone. A failure that needs an admin (session expired, disconnected, switched:
+:mod:`qb_pipelines.sync.failures`) fails without retries; throttling and server errors are
+retried by the client, then by the retry policy.
 """
 
 
@@ -29,10 +30,10 @@ from pydantic import Field
 from qb_pipelines.defs.partitions import qbo_company_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
 from qb_pipelines.qbo import registry
-from qb_pipelines.qbo.errors import AuthenticationError, AuthorizationError, OAuthError, QBOError
-from qb_pipelines.store.connections import ConnectionUnavailableError
+from qb_pipelines.qbo.errors import QBOError
 from qb_pipelines.store.warehouse import snake
 from qb_pipelines.sync.companies import UnknownCompanyError
+from qb_pipelines.sync.failures import needs_admin, next_step
 from qb_pipelines.sync.ingest import LandResult, land
 
 RAW_GROUP = "qbo_raw"
@@ -87,18 +88,11 @@ class IngestConfig(dg.Config):
     page_size: int = Field(default=1000, ge=1, le=1000, description="Rows per QuickBooks query page (max 1000).")
 
 
-def needs_admin(exc: BaseException) -> bool:
-    """Failures only an admin can fix (reconnect): retrying would only burn calls."""
-    return isinstance(exc, (ConnectionUnavailableError, OAuthError, AuthenticationError, AuthorizationError,
-                            UnknownCompanyError))
-
-
 def admin_failure(company: str, exc: BaseException) -> dg.Failure:
-    """A failure without retries that says what the admin must do."""
-    hint = getattr(exc, "hint", None) or "reconnect the company from Accounting Integrations"
+    """A failure without retries (the policy is :func:`qb_pipelines.sync.failures.needs_admin`) saying what to do."""
     return dg.Failure(
         description=f"company {company}: {exc}",
-        metadata={"company": company, "error": type(exc).__name__, "next_step": str(hint)},
+        metadata={"company": company, "error": type(exc).__name__, "next_step": next_step(exc)},
         allow_retries=False,
     )
 

@@ -70,8 +70,8 @@ class TokenRefreshConfig(dg.Config):
 def qbo_refresh_tokens(context: dg.OpExecutionContext, config: TokenRefreshConfig,
                        qbo: QBOConnectionResource) -> dg.Output[None]:
     """Keep every connection alive; connections Intuit refuses become "session expired"."""
-    settings = qbo.settings()
-    summary = refresh_due(qbo.store(), settings.oauth, timedelta(minutes=config.within_minutes))
+    runtime = qbo.runtime()
+    summary = refresh_due(runtime.connections, runtime.oauth, timedelta(minutes=config.within_minutes))
     result = summary.as_dict()
     context.log.info("token refresh: %s", result)
     return dg.Output(None, metadata={"refreshed": len(summary.refreshed), "expired": len(summary.expired),

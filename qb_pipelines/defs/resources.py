@@ -11,22 +11,19 @@ environment variables at run time (see :mod:`qb_pipelines.sync.settings`).
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import dagster as dg
 import requests
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 from requests.adapters import HTTPAdapter
 from sqlalchemy.engine import Engine
 from urllib3.util.retry import Retry
 
 from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.store.connections import ConnectionStore
-from qb_pipelines.store.crypto import SecretBox
-from qb_pipelines.store.db import make_engine, migrate, session_factory
 from qb_pipelines.store.warehouse import WarehouseWriter
-from qb_pipelines.sync import companies as company_mod
+from qb_pipelines.sync.companies import Company
+from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.sync.settings import AppSettings
 
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
@@ -99,67 +96,19 @@ class QBOEmulatorResource(dg.ConfigurableResource):
         return dict(self._call("POST", f"companies/{realm}/tokens"))
 
 
-def _database_url(configured: str) -> str | None:
-    return configured or os.environ.get("QB_DATABASE_URL") or None
-
-
-class _EngineCache:
-    """Engines shared by the resources of one process, one per database URL.
-
-    A sensor evaluates every few seconds and a run opens several resources on the same database:
-    one pool per URL keeps the number of connections (and SQLite file handles) bounded.
-    """
-
-    _engines: dict[str, Engine] = {}
-    _migrated: set[str] = set()
-    _lock = threading.Lock()
-
-    @classmethod
-    def get(cls, url: str | None, *, migrated: bool) -> Engine:
-        key = url or ""
-        with cls._lock:  # the daemon evaluates sensors in threads
-            engine = cls._engines.get(key)
-            if engine is None:
-                engine = cls._engines[key] = make_engine(url)
-            if migrated and key not in cls._migrated:
-                # Safe at every start (a no-op at head); once per process is enough.
-                migrate(engine)
-                cls._migrated.add(key)
-        return engine
-
-
-class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse the QuickBooks tables land in (SQLite by default, PostgreSQL by URL).
-
-    Attributes:
-        database_url: SQLAlchemy URL; empty means ``$QB_DATABASE_URL`` at run time, else the
-            store's default SQLite file. The store and the warehouse share one database.
-        migrate_on_start: bring the schema to the latest migration before the first use in a
-            process (idempotent), so a fresh database works without a separate step.
-    """
-
-    database_url: str = Field(default="", description="SQLAlchemy URL; empty means $QB_DATABASE_URL at run time.")
-    migrate_on_start: bool = Field(default=True, description="Run the store's migrations before first use.")
-
-    def engine(self) -> Engine:
-        """The warehouse engine (migrated to the latest schema when ``migrate_on_start``)."""
-        return _EngineCache.get(_database_url(self.database_url), migrated=self.migrate_on_start)
-
-    def writer(self) -> WarehouseWriter:
-        """The writer that lands QuickBooks objects (idempotent upserts, flags for deletes)."""
-        return WarehouseWriter(self.engine())
-
-
 class QBOConnectionResource(dg.ConfigurableResource):
-    """QuickBooks Online for one company at a time, through the tenants' stored connections.
+    """The integration's runtime for Dagster: the store, the warehouse and each company's QBO client.
 
-    Gives each company partition its ``QBOClient``: tokens come from the connections store
-    (refreshed single-flight across runs, the rotated refresh token stored before use), every
-    read is metered per company and month, and the environment (production, sandbox, emulator)
-    is the one the company was connected in.
+    Every asset, check, sensor and schedule asks this resource for the one
+    :class:`~qb_pipelines.sync.runtime.Runtime` of its settings (built once per process, the
+    schema migrated on first use), so a company key goes from a partition to the HTTP call in one
+    step: ``qbo.client_for(partition_key)``. Tokens come from the connections store (refreshed
+    single-flight across runs, the rotated refresh token stored before use), every read is metered
+    per company and month, and the environment (production, sandbox, emulator) is the one the
+    company was connected in.
 
     Attributes:
-        database_url: the connections store; empty means ``$QB_DATABASE_URL`` at run time.
+        database_url: the store and warehouse; empty means ``$QB_DATABASE_URL`` at run time.
         fernet_key: the key tokens are encrypted with (``dg.EnvVar("QB_FERNET_KEY")``).
         client_id: the Intuit app's client id (``dg.EnvVar("QBO_CLIENT_ID")``).
         client_secret: the Intuit app's client secret (``dg.EnvVar("QBO_CLIENT_SECRET")``).
@@ -167,7 +116,6 @@ class QBOConnectionResource(dg.ConfigurableResource):
             at run time, else ``production``.
         emulator_url: the emulator's base URL; empty means ``$QBO_EMULATOR_URL`` at run time.
         max_retries: retries of a throttled or failed QBO call (jittered exponential backoff).
-        migrate_on_start: bring the store's schema to the latest migration before first use.
     """
 
     database_url: str = Field(default="", description="Store URL; empty means $QB_DATABASE_URL at run time.")
@@ -177,14 +125,11 @@ class QBOConnectionResource(dg.ConfigurableResource):
     environment: str = Field(default="", description="production, sandbox or emulator; empty means $QBO_ENVIRONMENT.")
     emulator_url: str = Field(default="", description="Emulator base URL; empty means $QBO_EMULATOR_URL.")
     max_retries: int = Field(default=5, description="Retries of a throttled or failed QuickBooks call.")
-    migrate_on_start: bool = Field(default=True, description="Run the store's migrations before first use.")
-
-    _store: ConnectionStore | None = PrivateAttr(default=None)
 
     def settings(self) -> AppSettings:
         """The app settings this resource stands for (environment variables fill empty fields)."""
         return AppSettings(
-            database_url=_database_url(self.database_url),
+            database_url=self.database_url or os.environ.get("QB_DATABASE_URL") or None,
             fernet_key=self.fernet_key,
             client_id=self.client_id,
             client_secret=self.client_secret,
@@ -192,20 +137,17 @@ class QBOConnectionResource(dg.ConfigurableResource):
             emulator_url=self.emulator_url or os.environ.get("QBO_EMULATOR_URL") or None,
         )
 
-    def store(self) -> ConnectionStore:
-        """The connections store (tenants, their connections and tokens)."""
-        if self._store is None:
-            engine = _EngineCache.get(_database_url(self.database_url), migrated=self.migrate_on_start)
-            self._store = ConnectionStore(session_factory(engine), SecretBox(self.fernet_key))
-        return self._store
+    def runtime(self) -> Runtime:
+        """The process-wide runtime of these settings."""
+        return Runtime.shared(self.settings())
 
-    def companies(self) -> list[company_mod.Company]:
+    def companies(self) -> list[Company]:
         """The companies that can be synced now, one per connected tenant."""
-        return company_mod.connected_companies(self.store())
+        return self.runtime().connected_companies()
 
-    def company(self, company_key: str) -> company_mod.Company:
+    def company(self, company_key: str) -> Company:
         """The company a partition key names (raises ``UnknownCompanyError``)."""
-        return company_mod.resolve(self.store(), company_key)
+        return self.runtime().resolve(company_key)
 
     def client_for(self, company_key: str) -> QBOClient:
         """The QBO client of the company ``company_key`` (a partition key).
@@ -213,8 +155,28 @@ class QBOConnectionResource(dg.ConfigurableResource):
         Raises:
             UnknownCompanyError: the key names no company, or its tenant has switched away.
         """
-        return company_mod.open_client(self.store(), self.settings(), self.company(company_key),
-                                       max_retries=self.max_retries)
+        return self.runtime().client_for(company_key, max_retries=self.max_retries)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse the QuickBooks tables land in: the runtime's database (SQLite or PostgreSQL).
+
+    The store and the warehouse share one database, so this resource is the runtime's warehouse
+    side, seen by the assets and checks that only read or write tables.
+
+    Attributes:
+        qbo: the integration's resource (its runtime owns the engine).
+    """
+
+    qbo: QBOConnectionResource
+
+    def engine(self) -> Engine:
+        """The warehouse engine (migrated to the latest schema)."""
+        return self.qbo.runtime().engine
+
+    def writer(self) -> WarehouseWriter:
+        """The writer that lands QuickBooks objects (idempotent upserts, flags for deletes)."""
+        return self.qbo.runtime().warehouse
 
 
 @dg.definitions
@@ -224,15 +186,11 @@ def resources() -> dg.Definitions:
     Secrets are ``dg.EnvVar`` references: Dagster reads them when a run or a tick starts, and a
     missing one fails that run with the variable's name, never the loading of the code location.
     """
-    warehouse = WarehouseResource()
+    qbo = QBOConnectionResource(
+        fernet_key=dg.EnvVar("QB_FERNET_KEY"),
+        client_id=dg.EnvVar("QBO_CLIENT_ID"),
+        client_secret=dg.EnvVar("QBO_CLIENT_SECRET"),
+    )
     return dg.Definitions(
-        resources={
-            "qbo_emulator": QBOEmulatorResource(),
-            "qbo": QBOConnectionResource(
-                fernet_key=dg.EnvVar("QB_FERNET_KEY"),
-                client_id=dg.EnvVar("QBO_CLIENT_ID"),
-                client_secret=dg.EnvVar("QBO_CLIENT_SECRET"),
-            ),
-            "warehouse": warehouse,
-        }
+        resources={"qbo_emulator": QBOEmulatorResource(), "qbo": qbo, "warehouse": WarehouseResource(qbo=qbo)}
     )

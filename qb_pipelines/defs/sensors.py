@@ -31,8 +31,8 @@ from qb_pipelines.defs.partitions import (
 from qb_pipelines.defs.reports import report_asset_key
 from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.qbo import registry
-from qb_pipelines.store.db import session_factory
-from qb_pipelines.sync import companies as company_mod
+from qb_pipelines.sync.companies import Company
+from qb_pipelines.sync.companies import keys as company_keys
 
 #: Webhook events drained per tick; the sensor runs again a few seconds later for the rest.
 WEBHOOK_BATCH = 1000
@@ -46,7 +46,7 @@ def qbo_company_partitions_sensor(context: dg.SensorEvaluationContext,
                                   qbo: QBOConnectionResource) -> dg.SensorResult | dg.SkipReason:
     """Keep the company partitions in step with the connections store."""
     existing = set(context.instance.get_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME))
-    new = [k for k in company_mod.keys(qbo.companies()) if k not in existing]
+    new = [k for k in company_keys(qbo.companies()) if k not in existing]
     if not new:
         return dg.SkipReason(f"{len(existing)} company partitions, all connected companies have one")
     context.log.info("adding company partitions: %s", ", ".join(new))
@@ -60,13 +60,6 @@ def _field(event: Any, name: str) -> Any:
     return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
 
 
-def _webhook_inbox(qbo: QBOConnectionResource) -> Any:
-    # Imported here: the inbox lives in store/ and is read only by this sensor.
-    from qb_pipelines.store.webhook_inbox import WebhookInbox
-
-    return WebhookInbox(session_factory(qbo.store().engine))
-
-
 @dg.sensor(job=qbo_incremental_job, minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Turn stored QuickBooks webhooks into targeted incremental runs (CDC is the truth).")
 def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionResource) -> dg.SensorResult:
@@ -76,21 +69,21 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
     connected (anymore) are dropped: their next connection starts with a full load anyway.
     """
     after = int(context.cursor or 0)
-    events = list(_webhook_inbox(qbo).drain(after, WEBHOOK_BATCH))
+    runtime = qbo.runtime()
+    events = list(runtime.inbox.drain(after, WEBHOOK_BATCH))
     if not events:
         return dg.SensorResult(skip_reason=f"no webhook event after #{after}", cursor=str(after))
     last = max(int(_field(e, "seq")) for e in events)
     touched: dict[str, set[str]] = defaultdict(set)
     seqs: dict[str, list[int]] = defaultdict(list)
-    by_realm: dict[str, list[company_mod.Company]] = {}
-    store = qbo.store()
+    by_realm: dict[str, list[Company]] = {}
     for event in events:
         realm = str(_field(event, "realm_id") or "")
         entity = registry.find(str(_field(event, "entity") or ""))
         if not realm or entity is None:
             continue  # an entity we do not land: nothing to sync
         if realm not in by_realm:
-            by_realm[realm] = company_mod.companies_for_realm(store, realm)
+            by_realm[realm] = runtime.companies_for_realm(realm)
         for company in by_realm[realm]:
             touched[company.key].add(entity.name)
             seqs[company.key].append(int(_field(event, "seq")))

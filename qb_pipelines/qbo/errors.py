@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from qb_pipelines.qbo.redact import redact
+
 
 class QBOError(Exception):
     """A failed QuickBooks call.
@@ -54,8 +56,9 @@ class QBOError(Exception):
     ) -> None:
         self.status = status
         self.code = code
-        self.message = message
-        self.detail = detail
+        # Whatever the server quoted (a token in a 401's detail...) never goes further than here.
+        self.message = redact(message) or ""
+        self.detail = redact(detail)
         self.element = element or None
         self.intuit_tid = intuit_tid
         self.fault_type = fault_type
@@ -84,9 +87,14 @@ class QBOError(Exception):
 
 
 class AuthenticationError(QBOError):
-    """401 / 3200: the access token is expired, revoked or malformed."""
+    """401 / 3200: the access token is expired, revoked or malformed.
 
-    default_hint = "refresh the access token or reconnect"
+    The client refreshes once and retries; this error means QuickBooks refused the fresh token
+    too. That is not proof the connection is gone: only a refused *refresh* is
+    (:class:`InvalidGrantError`).
+    """
+
+    default_hint = "QuickBooks refused a freshly refreshed access token: try again in a minute; reconnect only if it persists"
 
 
 class AuthorizationError(QBOError):

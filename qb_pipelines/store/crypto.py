@@ -16,11 +16,13 @@ from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from qb_pipelines.config import SettingsError
+
 #: The environment variable that holds the Fernet key.
 KEY_ENV_VAR = "QB_FERNET_KEY"
 
 
-class KeyConfigError(ValueError):
+class KeyConfigError(SettingsError):
     """Raised when the encryption key is missing or malformed."""
 
 

@@ -30,7 +30,7 @@ The settings decide, per tenant:
 * **mode**: ``test`` (Intuit sandbox or the emulator) or ``production`` (default ``test``, so a new
   tenant never writes to real books by accident).
 
-:func:`validate_settings` checks a whole submission at once and raises :class:`SettingsError`
+:func:`validate_settings` checks a whole submission at once and raises :class:`InvalidSettingError`
 naming the first faulty field; the store saves only what validated, in one transaction.
 """
 
@@ -69,7 +69,7 @@ _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"0", "false", "off", "no", ""}
 
 
-class SettingsError(ValueError):
+class InvalidSettingError(ValueError):
     """A submitted setting is invalid; nothing was saved.
 
     Attributes:
@@ -117,7 +117,7 @@ def _as_bool(value: Any, field_name: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise SettingsError(field_name, f"must be on or off (true/false), not {value!r}.")
+    raise InvalidSettingError(field_name, f"must be on or off (true/false), not {value!r}.")
 
 
 def _as_text(value: Any) -> str | None:
@@ -137,7 +137,7 @@ def validate_settings(data: Mapping[str, Any] | SyncSettings) -> SyncSettings:
             ``mode``. Missing keys take their defaults, except the income account.
 
     Raises:
-        SettingsError: for the first invalid field (unknown key, unknown entity, direction not
+        InvalidSettingError: for the first invalid field (unknown key, unknown entity, direction not
             allowed for the entity, unknown policy or mode, missing income account...).
     """
     if isinstance(data, SyncSettings):
@@ -145,16 +145,16 @@ def validate_settings(data: Mapping[str, Any] | SyncSettings) -> SyncSettings:
     known = set(SyncSettings.__dataclass_fields__)
     for key in data:
         if key not in known:
-            raise SettingsError(str(key), f"unknown setting; expected one of {', '.join(sorted(known))}.")
+            raise InvalidSettingError(str(key), f"unknown setting; expected one of {', '.join(sorted(known))}.")
 
     entities = dict.fromkeys(TOGGLE_ENTITIES, True)
     raw_entities = data.get("entities") or {}
     if not isinstance(raw_entities, Mapping):
-        raise SettingsError("entities", "must map entity names to on/off.")
+        raise InvalidSettingError("entities", "must map entity names to on/off.")
     for name, value in raw_entities.items():
         canonical = registry.find(str(name))
         if canonical is None or canonical.name not in TOGGLE_ENTITIES:
-            raise SettingsError(
+            raise InvalidSettingError(
                 f"entities.{name}", f"unknown entity {name!r}; choose among {', '.join(TOGGLE_ENTITIES)}."
             )
         entities[canonical.name] = _as_bool(value, f"entities.{canonical.name}")
@@ -162,18 +162,18 @@ def validate_settings(data: Mapping[str, Any] | SyncSettings) -> SyncSettings:
     directions = dict(DEFAULT_DIRECTIONS)
     raw_directions = data.get("directions") or {}
     if not isinstance(raw_directions, Mapping):
-        raise SettingsError("directions", "must map entity names to a direction.")
+        raise InvalidSettingError("directions", "must map entity names to a direction.")
     for name, value in raw_directions.items():
         canonical = registry.find(str(name))
         if canonical is None or canonical.name not in DIRECTIONS:
-            raise SettingsError(
+            raise InvalidSettingError(
                 f"directions.{name}",
                 f"{name!r} has no sync direction to choose; directions apply to {', '.join(DIRECTIONS)}.",
             )
         allowed = DIRECTIONS[canonical.name]
         direction = _as_text(value)
         if direction not in allowed:
-            raise SettingsError(
+            raise InvalidSettingError(
                 f"directions.{canonical.name}",
                 f"{value!r} is not allowed for {canonical.name}; choose {' or '.join(allowed)}.",
             )
@@ -181,28 +181,28 @@ def validate_settings(data: Mapping[str, Any] | SyncSettings) -> SyncSettings:
 
     policy = _as_text(data.get("conflict_policy")) or DEFAULT_CONFLICT_POLICY
     if policy not in CONFLICT_POLICIES:
-        raise SettingsError("conflict_policy", f"{policy!r} is not a conflict policy; choose {', '.join(CONFLICT_POLICIES)}.")
+        raise InvalidSettingError("conflict_policy", f"{policy!r} is not a conflict policy; choose {', '.join(CONFLICT_POLICIES)}.")
 
     mode = _as_text(data.get("mode")) or DEFAULT_MODE
     if mode not in MODES:
-        raise SettingsError("mode", f"{mode!r} is not a mode; choose test (sandbox or emulator) or production.")
+        raise InvalidSettingError("mode", f"{mode!r} is not a mode; choose test (sandbox or emulator) or production.")
 
     income_id = _as_text(data.get("default_income_account_id"))
     income_name = _as_text(data.get("default_income_account_name"))
     if income_id is None:
-        raise SettingsError(
+        raise InvalidSettingError(
             "default_income_account_id",
             "choose the default income account (QuickBooks refuses items pushed without one).",
         )
     if income_name is None:
-        raise SettingsError("default_income_account_name", "the default income account needs its name as well as its id.")
+        raise InvalidSettingError("default_income_account_name", "the default income account needs its name as well as its id.")
 
     tax_id = _as_text(data.get("default_tax_code_id"))
     tax_name = _as_text(data.get("default_tax_code_name"))
     if tax_id is not None and tax_name is None:
-        raise SettingsError("default_tax_code_name", "the default tax code needs its name as well as its id.")
+        raise InvalidSettingError("default_tax_code_name", "the default tax code needs its name as well as its id.")
     if tax_name is not None and tax_id is None:
-        raise SettingsError("default_tax_code_id", "the default tax code needs its id as well as its name.")
+        raise InvalidSettingError("default_tax_code_id", "the default tax code needs its id as well as its name.")
 
     return SyncSettings(
         entities=entities,

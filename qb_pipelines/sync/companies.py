@@ -9,10 +9,9 @@ Realm ids are Intuit's company ids, digits only, so the key splits back unambigu
 last ``-`` even when the tenant key holds dashes. A switch therefore starts a new partition with
 a fresh full load, and the old company keeps its partition and its history.
 
-:func:`connected_companies` lists the companies to sync (what the partition sensor and the
-schedules iterate over), :func:`resolve` turns a key back into its tenant and realm (refusing a
-key whose tenant has since switched away), and :func:`open_client` builds the company's
-``QBOClient`` on the store's single-flight token source, metering every read.
+The runtime (:class:`qb_pipelines.sync.runtime.Runtime`) lists the companies to sync (what the
+partition sensor and the schedules iterate over), resolves a key back into its tenant and realm
+(refusing a key whose tenant has since switched away) and builds each company's ``QBOClient``.
 """
 
 from __future__ import annotations
@@ -20,22 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.store.connections import ConnectionState, ConnectionStore, ConnectionView
-from qb_pipelines.sync.settings import AppSettings
+from qb_pipelines.store.connections import ConnectionState, ConnectionView
 
-__all__ = [
-    "Company",
-    "UnknownCompanyError",
-    "company_key",
-    "connected_companies",
-    "known_companies",
-    "open_client",
-    "resolve",
-    "split_company_key",
-]
+__all__ = ["Company", "UnknownCompanyError", "company_key", "company_of", "keys", "split_company_key"]
 
 _REALM = re.compile(r"^[0-9]+$")
 
@@ -89,7 +76,8 @@ def split_company_key(key: str) -> tuple[str, str]:
     return tenant, realm
 
 
-def _company(view: ConnectionView) -> Company | None:
+def company_of(view: ConnectionView) -> Company | None:
+    """The company a tenant's connection view names (``None`` if the tenant never connected)."""
     if not view.realm_id:
         return None
     return Company(
@@ -99,73 +87,6 @@ def _company(view: ConnectionView) -> Company | None:
         environment=view.environment or "production",
         state=ConnectionState(getattr(view.state, "value", view.state)),
     )
-
-
-def known_companies(store: ConnectionStore) -> list[Company]:
-    """Every tenant's current (or last) company, whatever its connection state."""
-    return [c for c in (_company(v) for v in store.list_views()) if c is not None]
-
-
-def connected_companies(store: ConnectionStore) -> list[Company]:
-    """The companies that can be synced now: one per connected tenant, in tenant-name order."""
-    return [c for c in known_companies(store) if c.is_connected]
-
-
-def companies_for_realm(store: ConnectionStore, realm_id: str) -> list[Company]:
-    """The connected companies of ``realm_id`` (one realm may be connected by several tenants)."""
-    return [c for c in (_company(v) for v in store.views_for_realm(str(realm_id))) if c is not None and c.is_connected]
-
-
-def resolve(store: ConnectionStore, key: str) -> Company:
-    """The company a key names, checked against the store.
-
-    A bare tenant key is accepted too and means the tenant's current company (convenient on the
-    command line); Dagster partitions always use the full key.
-
-    Raises:
-        UnknownCompanyError: unknown tenant, never connected, or the tenant has switched to
-            another company since (that partition keeps its history but cannot be synced).
-    """
-    view = store.get(key)
-    if view is not None:  # a bare tenant key
-        found = _company(view)
-        if found is None:
-            raise UnknownCompanyError(f"tenant {key!r} has never connected a QuickBooks company")
-        return found
-    tenant, realm = split_company_key(key)
-    view = store.get(tenant)
-    if view is None:
-        raise UnknownCompanyError(f"no tenant {tenant!r} in the connections store (company key {key!r})")
-    found = _company(view)
-    if found is None:
-        raise UnknownCompanyError(f"tenant {tenant!r} has never connected a QuickBooks company")
-    if found.realm_id != realm:
-        return Company(key, tenant, realm, found.environment, found.state, current=False)
-    return found
-
-
-def open_client(store: ConnectionStore, settings: AppSettings, company: Company, **client_kwargs: Any) -> QBOClient:
-    """The QBO client of ``company``: tokens from the store (refreshed single-flight), reads metered.
-
-    Args:
-        store: the connections store.
-        settings: the Intuit app and the emulator's URL.
-        company: from :func:`resolve` or :func:`connected_companies`.
-        **client_kwargs: passed to :class:`QBOClient` (retries, timeouts...).
-
-    Raises:
-        UnknownCompanyError: the tenant has switched to another company since; the tenant's
-            tokens open the new company only, and the old one's partition keeps its history.
-    """
-    if not company.current:
-        raise UnknownCompanyError(
-            f"tenant {company.tenant_key!r} is now connected to another QuickBooks company; company "
-            f"{company.key} keeps its landed history but can no longer be synced (reconnect it to sync again)"
-        )
-    oauth = settings.oauth(company.environment)
-    tokens = store.token_source(company.tenant_key, oauth)
-    return QBOClient(company.realm_id, tokens, settings.environment(company.environment),
-                     on_read=store.record_read, **client_kwargs)
 
 
 def keys(companies: Iterable[Company]) -> list[str]:

@@ -26,24 +26,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from qb_pipelines.config import SettingsError, required_env
 from qb_pipelines.qbo.environments import ENVIRONMENT_NAMES, Environment, environment
 from qb_pipelines.qbo.oauth import IntuitOAuth
 
 __all__ = ["DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError", "required_env"]
 
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
-
-
-class SettingsError(ValueError):
-    """A required setting is missing or invalid; the message names the variable and the fix."""
-
-
-def required_env(env: Mapping[str, str], name: str, what: str) -> str:
-    """The stripped value of ``name``, or :class:`SettingsError` saying what to put in it."""
-    value = (env.get(name) or "").strip()
-    if not value:
-        raise SettingsError(f"{name} is not set: {what}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,11 @@ Tokens and the client secret are never rendered nor logged.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -46,16 +45,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qb_pipelines.qbo.client import QBOClient, TokenSource
-from qb_pipelines.qbo.oauth import IntuitOAuth
-from qb_pipelines.qbo.ratelimit import limiter_for
-from qb_pipelines.store.connections import ConnectionState, ConnectionStore
-from qb_pipelines.store.crypto import SecretBox
-from qb_pipelines.store.db import make_engine, migrate, session_factory
-from qb_pipelines.store.users import AdminUserStore
+from qb_pipelines.config import SettingsError
+from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.store.connections import ConnectionState
 from qb_pipelines.sync import connections as flows
+from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web import auth
-from qb_pipelines.web.config import ConnectionSettings, WebSettings
+from qb_pipelines.web.config import WebSettings
 from qb_pipelines.web.forms import SettingsForm, settings_form_from_store
 from qb_pipelines.web.webhooks import intake_middleware
 
@@ -85,47 +81,13 @@ DISCONNECTED_TOAST = "Integration disconnected successfully."
 RECONNECTED_TOAST = "QuickBooks Online reconnected."
 
 
-# ------------------------------------------------------------------------------------------------
-# services
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class Services:
-    """What the pages work with: the store, the user store and the Intuit app (built once at startup)."""
-
-    settings: ConnectionSettings
-    store: ConnectionStore
-    users: AdminUserStore
-    oauth: IntuitOAuth
-
-    def client(self, realm_id: str, tokens: TokenSource) -> QBOClient:
-        """A QBO client for one company, sharing the process-wide rate limiter and counting reads."""
-        return QBOClient(
-            realm_id,
-            tokens,
-            self.oauth.environment,
-            rate_limiter=limiter_for(realm_id),
-            on_read=lambda _kind: self.store.record_read(realm_id, datetime.now(UTC)),
-            max_retries=2,
-        )
-
-    def tenant_client(self, tenant_key: str, realm_id: str) -> QBOClient:
-        """A QBO client on the tenant's stored tokens (refreshed and re-stored by the store)."""
-        return self.client(realm_id, self.store.token_source(tenant_key, self.oauth))
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
 
 
-def build_services(settings: ConnectionSettings) -> Services:
-    """Open the store (migrating it to the current schema) and build the Intuit app from ``settings``."""
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    factory = session_factory(engine)
-    store = ConnectionStore(factory, SecretBox(settings.fernet_key))
-    users = AdminUserStore(factory)
-    oauth = IntuitOAuth(settings.client_id, settings.client_secret, settings.redirect_uri, settings.environment())
-    return Services(settings=settings, store=store, users=users, oauth=oauth)
-
-
-def _services(request: Request) -> Services:
-    return request.app.state.services
+def _page_client(runtime: Runtime) -> Callable[..., QBOClient]:
+    """QBO clients for pages: fewer retries than a sync, an admin is waiting for the page."""
+    return functools.partial(runtime.client, max_retries=2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,21 +146,14 @@ def _card(view: Any, reads: int) -> dict[str, Any]:
     }
 
 
-def _reads(store: ConnectionStore, realm_id: str | None) -> int:
-    if not realm_id:
-        return 0
-    usage = store.usage(realm_id, datetime.now(UTC).strftime("%Y-%m"))
-    if usage is None:
-        return 0
-    if isinstance(usage, int):
-        return usage
-    return int(getattr(usage, "reads", 0) or 0)
+def _reads(runtime: Runtime, realm_id: str | None) -> int:
+    return runtime.usage.reads(realm_id) if realm_id else 0
 
 
-def _view_or_404(services: Services, tenant_key: str) -> Any:
+def _view_or_404(runtime: Runtime, tenant_key: str) -> Any:
     if not _TENANT_KEY_IN_URL.match(tenant_key):
         return None
-    return services.store.get(tenant_key)
+    return runtime.connections.get(tenant_key)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -224,8 +179,8 @@ async def signin_submit(request: Request) -> Response:
     form = await request.form()
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
-    services = _services(request)
-    user = await run_in_threadpool(services.users.authenticate, email, password) if email and password else None
+    runtime = _runtime(request)
+    user = await run_in_threadpool(runtime.users.authenticate, email, password) if email and password else None
     if user is None:
         log.info("sign-in refused for %s", email or "<empty>")
         return render(request, "signin.html", status_code=401, user=None, email=email,
@@ -252,10 +207,10 @@ async def home(request: Request) -> Response:
 # ------------------------------------------------------------------------------------------------
 @auth.login_required
 async def integrations(request: Request) -> Response:
-    services = _services(request)
+    runtime = _runtime(request)
 
     def cards() -> list[dict[str, Any]]:
-        return [_card(v, _reads(services.store, v.realm_id)) for v in services.store.list_views()]
+        return [_card(v, _reads(runtime, v.realm_id)) for v in runtime.connections.list_views()]
 
     return render(request, "integrations.html", cards=await run_in_threadpool(cards),
                   tenant_error=request.query_params.get("tenant_error"))
@@ -269,22 +224,22 @@ async def add_tenant(request: Request) -> Response:
     if not _TENANT_KEY.match(key) or not name:
         message = "Use a key of lower-case letters, digits, - or _ (up to 63), and a name."
         return _redirect("/integrations?" + urlencode({"tenant_error": message}))
-    await run_in_threadpool(_services(request).store.ensure_tenant, key, name[:200])
+    await run_in_threadpool(_runtime(request).tenants.ensure_tenant, key, name[:200])
     _flash(request, toast=f"Tenant {name} added.")
     return _redirect("/integrations")
 
 
 @auth.admin_post
 async def connect(request: Request) -> Response:
-    services = _services(request)
+    runtime = _runtime(request)
     tenant_key = request.path_params["tenant"]
     form = await request.form()
     action = str(form.get("action") or flows.ConnectAction.CONNECT)
     if action not in {a.value for a in flows.ConnectAction}:
         return PlainTextResponse("400 Bad Request: unknown action", 400)
-    if _view_or_404(services, tenant_key) is None:
+    if _view_or_404(runtime, tenant_key) is None:
         return PlainTextResponse("404 Not Found: no such tenant", 404)
-    url, state = await run_in_threadpool(flows.begin_connect, services.store, services.oauth, tenant_key, action)
+    url, state = await run_in_threadpool(flows.begin_connect, runtime.connections, runtime.oauth(), tenant_key, action)
     # The state is bound to this browser's session: the callback must bring the same value back.
     request.session[_SESSION_OAUTH] = {"state": state, "tenant": tenant_key, "action": action}
     log.info("tenant %s: %s started by %s", tenant_key, action, request.state.user.email)
@@ -293,7 +248,7 @@ async def connect(request: Request) -> Response:
 
 @auth.login_required
 async def oauth_callback(request: Request) -> Response:
-    services = _services(request)
+    runtime = _runtime(request)
     params = request.query_params
     pending = request.session.pop(_SESSION_OAUTH, None)
     state = params.get("state") or ""
@@ -319,14 +274,14 @@ async def oauth_callback(request: Request) -> Response:
     try:
         result = await run_in_threadpool(
             flows.complete_connect,
-            services.store,
-            services.oauth,
-            services.client,
+            runtime.connections,
+            runtime.oauth(),
+            _page_client(runtime),
             tenant_key,
             params.get("code") or "",
             params.get("realmId") or "",
             action=action,
-            environment_name=services.settings.environment_name,
+            environment_name=runtime.settings.environment_name,
         )
     except flows.ConnectFlowError as exc:
         _failed(request, exc.reason)
@@ -347,11 +302,11 @@ async def oauth_callback(request: Request) -> Response:
 
 @auth.admin_post
 async def disconnect(request: Request) -> Response:
-    services = _services(request)
+    runtime = _runtime(request)
     tenant_key = request.path_params["tenant"]
-    if _view_or_404(services, tenant_key) is None:
+    if _view_or_404(runtime, tenant_key) is None:
         return PlainTextResponse("404 Not Found: no such tenant", 404)
-    result = await run_in_threadpool(flows.disconnect, services.store, services.oauth, tenant_key)
+    result = await run_in_threadpool(flows.disconnect, runtime.connections, runtime.oauth(), tenant_key)
     _flash(request, toast=DISCONNECTED_TOAST)
     if result.revoke_error:
         _flash(request, banner={"kind": "warning", "title": "Disconnected here only", "text": result.revoke_error})
@@ -363,25 +318,25 @@ async def disconnect(request: Request) -> Response:
 # ------------------------------------------------------------------------------------------------
 async def _live_lists(request: Request, view: Any) -> tuple[list[flows.Choice], list[flows.Choice]] | Response:
     """Read the company's income accounts and tax codes now; on failure flip the card and go back."""
-    services = _services(request)
+    runtime = _runtime(request)
 
     def read() -> tuple[list[flows.Choice], list[flows.Choice]]:
-        client = services.tenant_client(view.tenant_key, view.realm_id)
+        client = runtime.client_for(view.tenant_key, max_retries=2)
         return flows.live_lists(client)
 
     try:
         return await run_in_threadpool(read)
     except flows.LIVE_CALL_ERRORS as exc:
-        message = await run_in_threadpool(flows.record_live_failure, services.store, view.tenant_key, exc)
+        message = await run_in_threadpool(flows.record_live_failure, runtime.connections, view.tenant_key, exc)
         log.warning("tenant %s: live call failed (%s)", view.tenant_key, type(exc).__name__)
         _flash(request, banner={"kind": "error", "title": view.tenant_name or view.tenant_key, "text": message})
         return _redirect("/integrations")
 
 
 async def _settings_page(request: Request, mode: str) -> Response:
-    services = _services(request)
+    runtime = _runtime(request)
     tenant_key = request.path_params["tenant"]
-    view = await run_in_threadpool(_view_or_404, services, tenant_key)
+    view = await run_in_threadpool(_view_or_404, runtime, tenant_key)
     if view is None:
         return PlainTextResponse("404 Not Found: no such tenant", 404)
     if _state_value(view) != ConnectionState.CONNECTED.value:
@@ -392,13 +347,13 @@ async def _settings_page(request: Request, mode: str) -> Response:
     if isinstance(lists, Response):
         return lists
     accounts, tax_codes = lists
-    stored = await run_in_threadpool(services.store.get_settings, tenant_key)
+    stored = await run_in_threadpool(runtime.tenant_settings.get, tenant_key)
     form = settings_form_from_store(stored, view)
     if request.method == "POST":
         posted = await request.form()
         form = SettingsForm.from_post(posted, accounts, tax_codes, environment=view.environment)
         if not form.errors:
-            error = await run_in_threadpool(form.save, services.store, tenant_key)
+            error = await run_in_threadpool(form.save, runtime.tenant_settings, tenant_key)
             if error is None:
                 if mode == "setup":
                     _flash(request, toast="Setup complete. QuickBooks Online is ready to sync.")
@@ -406,7 +361,7 @@ async def _settings_page(request: Request, mode: str) -> Response:
                 _flash(request, toast="Settings saved.")
                 return _redirect(f"/integrations/{tenant_key}/settings")
         log.info("tenant %s: settings refused (%s)", tenant_key, ", ".join(sorted(form.errors)))
-    card = _card(view, await run_in_threadpool(_reads, services.store, view.realm_id))
+    card = _card(view, await run_in_threadpool(_reads, runtime, view.realm_id))
     return render(
         request,
         "settings.html",
@@ -443,10 +398,10 @@ async def settings_post(request: Request) -> Response:
 @auth.admin_post
 async def mappings_reviewed(request: Request) -> Response:
     tenant_key = request.path_params["tenant"]
-    services = _services(request)
-    if _view_or_404(services, tenant_key) is None:
+    runtime = _runtime(request)
+    if _view_or_404(runtime, tenant_key) is None:
         return PlainTextResponse("404 Not Found: no such tenant", 404)
-    await run_in_threadpool(services.store.acknowledge_mappings_review, tenant_key)
+    await run_in_threadpool(runtime.tenant_settings.acknowledge_mappings_review, tenant_key)
     _flash(request, toast="Mappings marked as reviewed.")
     return _redirect(f"/integrations/{tenant_key}/settings")
 
@@ -489,16 +444,16 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: WebSettings, services: Services | None = None) -> Starlette:
-    """The admin web app for ``settings`` (``services`` lets tests share a store with the app).
+def create_app(settings: WebSettings, runtime: Runtime | None = None) -> Starlette:
+    """The admin web app for ``settings`` (``runtime`` lets tests share the store with the app).
 
     Args:
         settings: Where the store is, the Intuit app, the session secret.
-        services: Prebuilt services; built (and the store migrated) from ``settings`` when omitted.
+        runtime: The integration's runtime; built (and the store migrated) from ``settings`` when omitted.
     """
     if not settings.session_secret:
-        raise ValueError("QB_SESSION_SECRET is not set: it signs the admin session cookies.")
-    services = services or build_services(settings)
+        raise SettingsError("QB_SESSION_SECRET is not set: it signs the admin session cookies.")
+    runtime = runtime or Runtime(settings.app_settings())
     routes = [
         Route("/", home),
         Route("/healthz", healthz),
@@ -521,7 +476,7 @@ def create_app(settings: WebSettings, services: Services | None = None) -> Starl
         Middleware(SecurityHeaders),
         # POST /webhooks/quickbooks (qb_pipelines.web.webhooks): answered before the session
         # middleware, because Intuit is not a browser (no cookie, no CSRF; the signature authenticates).
-        intake_middleware(settings, services),
+        intake_middleware(settings, runtime),
         Middleware(
             SessionMiddleware,
             secret_key=settings.session_secret,
@@ -532,16 +487,9 @@ def create_app(settings: WebSettings, services: Services | None = None) -> Starl
         ),
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={500: _server_error})
-    app.state.services = services
-    app.state.lookup_user = _user_lookup(services)
+    app.state.runtime = runtime
+    app.state.lookup_user = runtime.users.get
     return app
-
-
-def _user_lookup(services: Services) -> Callable[[str], Any]:
-    get = getattr(services.users, "get", None)
-    if callable(get):
-        return get
-    return lambda email: next((u for u in services.users.list() if u.email == email), None)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -588,7 +536,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: WebSettings | Non
     Args:
         host: Interface to listen on.
         port: Port to listen on.
-        settings: Defaults to :meth:`WebSettings.from_env` (raises ``ConfigError`` naming a missing variable).
+        settings: Defaults to :meth:`WebSettings.from_env` (raises ``SettingsError`` naming a missing variable).
     """
     import uvicorn
 
@@ -601,18 +549,4 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: WebSettings | Non
     uvicorn.Server(config).run()
 
 
-def refresh_connections(
-    settings: ConnectionSettings | None = None, within: timedelta = timedelta(minutes=10)
-) -> flows.RefreshSummary:
-    """Refresh the tokens that lapse within ``within`` (``qb-pipelines connections refresh``).
 
-    Needs the store and the Intuit app (``QB_DATABASE_URL``, ``QB_FERNET_KEY``, ``QBO_*``), not the
-    session secret. Connections whose grant Intuit refuses move to "session expired".
-
-    Args:
-        settings: Defaults to :meth:`ConnectionSettings.from_env` (raises ``ConfigError`` naming a
-            missing variable).
-        within: Refresh access tokens that expire sooner than this.
-    """
-    services = build_services(settings or ConnectionSettings.from_env())
-    return flows.refresh_due(services.store, services.oauth, within)

@@ -15,7 +15,8 @@ from typing import Any
 
 from qb_pipelines.qbo import registry
 from qb_pipelines.store import settings as rules
-from qb_pipelines.store.settings import SettingsError
+from qb_pipelines.store.settings import InvalidSettingError
+from qb_pipelines.store.tenant_settings import SettingsStore
 
 
 def _synced_first() -> list[str]:
@@ -53,7 +54,7 @@ class SettingsForm:
         default_income_account_id: Chosen income account (id from the live list).
         default_tax_code_id: Chosen tax code (id from the live list), or empty for none.
         mode: ``test`` or ``production``.
-        errors: Field name -> message (field names as :class:`SettingsError` uses them).
+        errors: Field name -> message (field names as :class:`InvalidSettingError` uses them).
         names: Names of the chosen account and tax code, taken from the live lists.
     """
 
@@ -141,7 +142,7 @@ class SettingsForm:
             return
         try:
             rules.validate_settings(self.as_store_data())
-        except SettingsError as exc:
+        except InvalidSettingError as exc:
             self.errors[_field_for(exc.field)] = exc.message
 
     def as_store_data(self) -> dict[str, Any]:
@@ -157,7 +158,7 @@ class SettingsForm:
             "mode": self.mode,
         }
 
-    def save(self, store: Any, tenant_key: str) -> str | None:
+    def save(self, store: SettingsStore, tenant_key: str) -> str | None:
         """Save through the store (which validates again, in one transaction, and marks the tenant
         configured: the Setup Wizard is done).
 
@@ -165,8 +166,8 @@ class SettingsForm:
             ``None`` when saved, else the error message (also recorded in :attr:`errors`).
         """
         try:
-            store.save_settings(tenant_key, self.as_store_data())
-        except SettingsError as exc:
+            store.save(tenant_key, self.as_store_data())
+        except InvalidSettingError as exc:
             self.errors[_field_for(exc.field)] = exc.message
             return exc.message
         return None

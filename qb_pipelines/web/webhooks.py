@@ -42,8 +42,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qb_pipelines.qbo.webhooks import WebhookPayloadError, parse_notifications, verify
-from qb_pipelines.store.db import session_factory
 from qb_pipelines.store.webhook_inbox import WebhookInbox, delivery_sha
+from qb_pipelines.sync.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +172,11 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def intake_middleware(settings: Any, services: Any) -> Middleware:
+def intake_middleware(settings: Any, runtime: Runtime) -> Middleware:
     """The :class:`WebhookIntake` middleware for the admin app (:func:`qb_pipelines.web.app.create_app`).
 
     Args:
         settings: The web settings; ``webhook_verifier_token`` (``QBO_WEBHOOK_VERIFIER_TOKEN``) keys the signature.
-        services: The app's services; the inbox shares the connections store's engine (one pool, one database).
+        runtime: The integration's runtime; its webhook inbox stores the events.
     """
-    inbox = WebhookInbox(session_factory(services.store.engine))
-    return Middleware(WebhookIntake, inbox=inbox, verifier_token=getattr(settings, "webhook_verifier_token", None))
+    return Middleware(WebhookIntake, inbox=runtime.inbox, verifier_token=getattr(settings, "webhook_verifier_token", None))
