@@ -22,6 +22,7 @@ retried by the client, then by the retry policy.
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -97,6 +98,20 @@ def admin_failure(company: str, exc: BaseException) -> dg.Failure:
     )
 
 
+@contextmanager
+def company_failures(company: str) -> Iterator[None]:
+    """Around a step's QuickBooks calls: what only an admin can fix fails at once, without retries.
+
+    Everything else (throttling, server errors...) propagates as it is, for the retry policy.
+    """
+    try:
+        yield
+    except (UnknownCompanyError, QBOError) as exc:
+        if needs_admin(exc):
+            raise admin_failure(company, exc) from exc
+        raise
+
+
 def entity_metadata(result: LandResult, entity: str) -> dict[str, Any]:
     """Materialization metadata of one entity from a landing run."""
     er = result.entities[entity]
@@ -146,10 +161,8 @@ def qbo_raw_entities(
     """
     company = context.partition_key
     entities = [ENTITY_BY_KEY[k] for k in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())]
-    try:
+    with company_failures(company):
         client = qbo.client_for(company)
-    except UnknownCompanyError as exc:
-        raise admin_failure(company, exc) from exc
 
     def progress(event: dict[str, Any]) -> None:
         if event.get("page", 1) % 10 == 0 or event.get("mode") != "full":
@@ -158,13 +171,9 @@ def qbo_raw_entities(
 
     context.log.info("%s: landing %d entities (%s)", company, len(entities),
                      "full refresh" if config.full_refresh else "incremental")
-    try:
+    with company_failures(company):
         result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
                       page_size=config.page_size, progress=progress, run_id=context.run.run_id)
-    except QBOError as exc:
-        if needs_admin(exc):
-            raise admin_failure(company, exc) from exc
-        raise
     context.log.info("%s: %s", company, json.dumps({k: v for k, v in result.as_dict().items() if k != "entities"}))
     for entity in entities:
         yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=entity_metadata(result, entity))

@@ -42,18 +42,15 @@ import pandas as pd
 
 from qb_pipelines.defs.assets import (
     QBO_POOL,
-    admin_failure,
+    company_failures,
     entity_asset_key,
-    needs_admin,
 )
 from qb_pipelines.defs.reports import REPORT_ASSETS, report_asset_key, split_report_partition
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
 from qb_pipelines.qbo import registry
-from qb_pipelines.qbo.errors import QBOError
 from qb_pipelines.store import report_tables
 from qb_pipelines.sync import quality, reconcile
 from qb_pipelines.sync import reports as report_mod
-from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.reconcile import CheckOutcome
 
 CHECKS_GROUP = "qbo_checks"
@@ -136,13 +133,9 @@ def qbo_entity_checks(context: dg.AssetCheckExecutionContext, qbo: QBOConnection
             continue
         key = entity_asset_key(ent.name)
         if names & {COMPLETENESS, TOTALS}:
-            try:
+            with company_failures(company):
                 client = client or qbo.client_for(company)
                 snapshot = reconcile.qbo_snapshot(client, ent.name)
-            except (UnknownCompanyError, QBOError) as exc:
-                if needs_admin(exc):
-                    raise admin_failure(company, exc) from exc
-                raise
             if COMPLETENESS in names:
                 yield check_result(reconcile.completeness(engine, client, company, ent.name, snapshot=snapshot),
                                    asset_key=key, check_name=COMPLETENESS)

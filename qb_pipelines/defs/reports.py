@@ -20,17 +20,14 @@ import dagster as dg
 from qb_pipelines.defs.assets import (
     QBO_POOL,
     QBO_RETRY_POLICY,
-    admin_failure,
+    company_failures,
     entity_asset_key,
-    needs_admin,
 )
 from qb_pipelines.defs.partitions import COMPANY_DIMENSION, MONTH_DIMENSION, qbo_company_month_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
-from qb_pipelines.qbo.errors import QBOError
 from qb_pipelines.store import report_tables
 from qb_pipelines.store.warehouse import snake
 from qb_pipelines.sync import reports as report_mod
-from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.reconcile import AR_PARTY, ledger_sources, receivables_sources
 
 REPORTS_GROUP = "qbo_reports"
@@ -91,13 +88,9 @@ def _build_report_asset(report: str) -> dg.AssetsDefinition:
     def _report(context: dg.AssetExecutionContext, qbo: QBOConnectionResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
         company, month = split_report_partition(context)
-        try:
+        with company_failures(company):
             client = qbo.client_for(company)
             report_json = report_mod.fetch_month(client, report, month)
-        except (UnknownCompanyError, QBOError) as exc:
-            if needs_admin(exc):
-                raise admin_failure(company, exc) from exc
-            raise
         frame = report_mod.flatten(report_json)
         written = report_tables.replace_partition(warehouse.engine(), company, report, month, frame)
         header = report_json.get("Header") or {}
