@@ -43,7 +43,7 @@ import orjson
 
 from qb_pipelines.emulator import chart
 from qb_pipelines.emulator.clock import add_days, qbo_timestamp
-from qb_pipelines.emulator.engine import USD, _line_ex, money
+from qb_pipelines.emulator.engine.values import USD, line_ex, money
 
 if TYPE_CHECKING:
     from qb_pipelines.emulator.core import Emulator
@@ -730,7 +730,7 @@ def count_addresses(body: dict) -> int:
 
 def build_customer(lists: CompanyLists, body: dict, obj_id: int, parent: dict | None,
                    next_addr: Callable[[], int]) -> dict:
-    """A Customer create body as the engine stores it (``Engine._compute_name_list``), in place.
+    """A Customer create body as the engine stores it (``engine.names.compute_name_list``), in place.
 
     Args:
         lists: the company's starting lists.
@@ -774,7 +774,7 @@ def build_customer(lists: CompanyLists, body: dict, obj_id: int, parent: dict | 
 
 
 def build_item(lists: CompanyLists, body: dict, obj_id: int) -> dict:
-    """A Service/NonInventory Item create body as the engine stores it (``Engine._compute_item``)."""
+    """A Service/NonInventory Item create body as the engine stores it (``engine.names``)."""
     body["Id"] = str(obj_id)
     body["SyncToken"] = "0"
     for key in ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef"):
@@ -794,7 +794,7 @@ def build_item(lists: CompanyLists, body: dict, obj_id: int) -> dict:
 
 def build_invoice(lists: CompanyLists, body: dict, obj_id: int, doc_number: int, customer: dict,
                   items: dict[str, dict]) -> dict:
-    """An Invoice create body as the engine stores it (``Engine._compute_sales``), in place.
+    """An Invoice create body as the engine stores it (``engine.sales.compute_sales``), in place.
 
     Covers what bulk invoices use: item lines with Amount, Qty and UnitPrice, percent discounts,
     a transaction tax code (or the customer's taxable default), terms from the invoice, the
@@ -892,9 +892,9 @@ def build_invoice(lists: CompanyLists, body: dict, obj_id: int, doc_number: int,
 
 def build_payment(lists: CompanyLists, body: dict, obj_id: int, customer: dict, invoices: dict[str, dict],
                   applied: dict[str, float], ts: float) -> dict:
-    """A Payment create body as the engine stores it (``Engine._compute_payment``), in place.
+    """A Payment create body as the engine stores it (``engine.settlements.compute_settlement``), in place.
 
-    Also applies the engine's side effects to the invoices it pays (``Engine._relink``): each gets
+    Also applies the engine's side effects to the invoices it pays (``engine.settlements.relink``): each gets
     a ``Payment`` LinkedTxn, its Balance drops, its SyncToken moves up one and its
     LastUpdatedTime becomes the payment's time.
 
@@ -925,7 +925,7 @@ def build_payment(lists: CompanyLists, body: dict, obj_id: int, customer: dict, 
             available = float(invoices[tid]["Balance"])
             out_line["LinkedTxn"].append({"TxnId": tid, "TxnType": "Invoice"})
             applied_inv += amount
-            out_line["LineEx"] = _line_ex(tid, available, invoices[tid].get("DocNumber"))
+            out_line["LineEx"] = line_ex(tid, available, invoices[tid].get("DocNumber"))
         lines.append(out_line)
     body["Line"] = lines
     body["UnappliedAmt"] = money(total - applied_inv)
