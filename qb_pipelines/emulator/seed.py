@@ -44,6 +44,7 @@ import orjson
 from qb_pipelines.emulator import chart
 from qb_pipelines.emulator.clock import add_days, qbo_timestamp
 from qb_pipelines.emulator.engine.values import USD, line_ex, money
+from qb_pipelines.qbo import registry
 
 if TYPE_CHECKING:
     from qb_pipelines.emulator.core import Emulator
@@ -687,13 +688,15 @@ class CompanyLists:
             details = (code.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
             codes[code["Id"]] = [(d["TaxRateRef"]["value"], rates[d["TaxRateRef"]["value"]]) for d in details
                                  if d["TaxRateRef"]["value"] in rates]
+        # names the seeder must not reuse: the parties' shared DisplayNames and the items' full names
+        parties = registry.parties()
         taken: set[str] = set()
         with emu.db.read() as c:
             for entity, raw in c.execute(
-                    "SELECT entity, body FROM objects WHERE realm=? AND entity IN ('Customer','Vendor','Employee','Item')"
-                    " AND status IS NULL", (realm,)):
+                    f"SELECT entity, body FROM objects WHERE realm=? AND entity IN ({','.join('?' * len(parties))}, ?)"
+                    " AND status IS NULL", (realm, *parties, "Item")):
                 body = orjson.loads(raw)
-                taken.add(str(body.get("DisplayName") if entity != "Item" else body.get("FullyQualifiedName")).lower())
+                taken.add(str(body.get("DisplayName") if entity in parties else body.get("FullyQualifiedName")).lower())
         return cls(
             tz=emu.company_tz(realm),
             accounts={a["Id"]: a.get("FullyQualifiedName") or a["Name"] for a in rows("Account")},
