@@ -204,3 +204,11 @@ def activation_change(tx: Tx, ent: EntityDef, old: dict, new: dict) -> str | Non
         if name.endswith(suffix):
             new[field] = name[: -len(suffix)]
     return None
+
+
+def place_under(ent: EntityDef, body: dict, parent: dict) -> None:
+    """A sub-record's FullyQualifiedName (and Level, where it carries one) under ``parent``."""
+    field = "DisplayName" if ent.name in registry.parties() else "Name"
+    body["FullyQualifiedName"] = f'{parent.get("FullyQualifiedName", parent.get(field))}:{body.get(field)}'
+    if "Level" in body:
+        body["Level"] = int(parent.get("Level", 0)) + 1
