@@ -8,6 +8,9 @@ payloads read like the samples.
 
 from __future__ import annotations
 
+# The built-in item every QBO company starts with ("Services", Item 1).
+SERVICES_ITEM = 1
+
 # Well-known account Ids used by computed fields and the ledger.
 SERVICES = 1
 UNDEPOSITED_FUNDS = 4

@@ -264,6 +264,10 @@ def _demo_lists(d: _Demo, inv_start: str) -> None:
     for name in ("North Bay", "South Bay"):
         d.departments[name] = d.create("Department", {"Name": name})["Id"]
 
+    # Customers alphabetically, each top-level customer's jobs right after it and deeper jobs
+    # last: Freeman Sporting Goods is 7, its job 0969 Ocean View Road 8 and Mark Cho 17, as in
+    # QBO's sample company (reference samples).
+    top_level = {c[0] for c in DEMO_CUSTOMERS}
     for n, (display, given, family, company, taxable, term) in enumerate(DEMO_CUSTOMERS):
         city, postal = CITIES[n % len(CITIES)]
         addr = {"Line1": f"{100 + rng.randrange(9800)} {rng.choice(STREETS)}", "City": city,
@@ -280,16 +284,12 @@ def _demo_lists(d: _Demo, inv_start: str) -> None:
         if term:
             body["SalesTermRef"] = {"value": term}
         d.customers[display] = d.create("Customer", body)["Id"]
-    for display, parent in DEMO_JOBS:
-        parent_body = d.get("Customer", d.customers[parent])
-        body = {"DisplayName": display, "GivenName": parent_body["GivenName"],
-                "FamilyName": parent_body["FamilyName"], "ParentRef": {"value": parent_body["Id"]},
-                "BillWithParent": rng.random() < 0.5, "PrimaryEmailAddr": dict(parent_body["PrimaryEmailAddr"]),
-                "ShipAddr": {"Line1": display if display[0].isdigit() else parent_body["ShipAddr"]["Line1"],
-                             "City": parent_body["ShipAddr"]["City"], "CountrySubDivisionCode": "CA",
-                             "PostalCode": parent_body["ShipAddr"]["PostalCode"]},
-                "BillAddr": dict(parent_body["BillAddr"])}
-        d.customers[display] = d.create("Customer", body)["Id"]
+        for job, parent in DEMO_JOBS:
+            if parent == display:
+                _demo_job(d, job, parent)
+    for job, parent in DEMO_JOBS:
+        if parent not in top_level:
+            _demo_job(d, job, parent)
 
     for n, (display, company, term, is_1099, _acc) in enumerate(DEMO_VENDORS):
         city, postal = CITIES[(n + 5) % len(CITIES)]
@@ -310,41 +310,52 @@ def _demo_lists(d: _Demo, inv_start: str) -> None:
     def item(name: str, **fields: Any) -> None:
         d.items[name] = d.create("Item", {"Name": name, **fields})
 
+    services = {"value": str(chart.SERVICES)}
     income = {"value": str(chart.LANDSCAPING_SERVICES)}
-    item("Services", Type="Service", IncomeAccountRef={"value": str(chart.SERVICES)})
+    product = {"IncomeAccountRef": {"value": str(chart.SALES_OF_PRODUCT_INCOME)},
+               "ExpenseAccountRef": {"value": str(chart.COST_OF_GOODS_SOLD)}}
+    stock = {"AssetAccountRef": {"value": str(chart.INVENTORY_ASSET)}, "InvStartDate": inv_start, "Taxable": True,
+             **product}
+    # Item 1 "Services" comes with every company; the others in the order of QBO's sample company,
+    # so their Ids are the sample's (Hours 2, Concrete 3 ... Trimming 18, Garden Supplies 19).
+    d.items["Services"] = d.get("Item", str(chart.SERVICES_ITEM))
+    item("Hours", Type="Service", UnitPrice=35, IncomeAccountRef=services)
+    item("Concrete", Type="Service", Description="Concrete for fountain installation", UnitPrice=15,
+         IncomeAccountRef=income)
     item("Design", Type="Service", Description="Custom Design", UnitPrice=75,
          IncomeAccountRef={"value": str(chart.DESIGN_INCOME)})
+    item("Rock Fountain", Type="Inventory", Description="Rock Fountain", UnitPrice=275, PurchaseCost=125,
+         QtyOnHand=8, **stock)
     item("Gardening", Type="Service", Description="Weekly Gardening Service", UnitPrice=25, IncomeAccountRef=income)
-    item("Hours", Type="Service", UnitPrice=35, IncomeAccountRef={"value": str(chart.SERVICES)})
     item("Installation", Type="Service", Description="Installation of landscape design", UnitPrice=50,
          IncomeAccountRef=income)
+    item("Lighting", Type="NonInventory", Description="Garden Lighting", UnitPrice=45, PurchaseCost=20,
+         Taxable=True, **product)
     item("Maintenance & Repair", Type="Service", Description="Maintenance & Repair", UnitPrice=45,
          IncomeAccountRef=income)
     item("Pest Control", Type="Service", Description="Pest Control Services", UnitPrice=35, IncomeAccountRef=income)
-    item("Trimming", Type="Service", Description="Tree and Shrub Trimming", UnitPrice=35, IncomeAccountRef=income)
-    item("Concrete", Type="Service", Description="Concrete for fountain installation", UnitPrice=15,
-         IncomeAccountRef=income)
+    item("Pump", Type="Inventory", Description="Fountain Pump", UnitPrice=15, PurchaseCost=10, QtyOnHand=25, **stock)
     item("Refunds & Allowances", Type="Service", Description="Refunds and allowances",
          IncomeAccountRef={"value": str(chart.REFUNDS_TO_CUSTOMERS)})
-    product = {"IncomeAccountRef": {"value": str(chart.SALES_OF_PRODUCT_INCOME)},
-               "ExpenseAccountRef": {"value": str(chart.COST_OF_GOODS_SOLD)}}
-    item("Lighting", Type="NonInventory", Description="Garden Lighting", UnitPrice=45, PurchaseCost=20,
-         Taxable=True, **product)
-    item("Landscaping", Type="Category")
-    for name, desc, price in (("Sod", "Sod, per square yard", 4.5), ("Soil", "2 cubic ft. bag", 10),
-                              ("Rocks", "Garden Rocks", 12)):
-        item(name, Type="NonInventory", Description=desc, UnitPrice=price, Taxable=True,
-             ParentRef={"value": d.items["Landscaping"]["Id"]}, **product)
-    item("Sprinklers", Type="Category")
-    stock = {"AssetAccountRef": {"value": str(chart.INVENTORY_ASSET)}, "InvStartDate": inv_start, "Taxable": True,
-             **product}
+    for name, desc, price in (("Rocks", "Garden Rocks", 12), ("Sod", "Sod, per square yard", 4.5),
+                              ("Soil", "2 cubic ft. bag", 10)):
+        item(name, Type="NonInventory", Description=desc, UnitPrice=price, Taxable=True, **product)
     item("Sprinkler Heads", Type="Inventory", Description="Sprinkler Heads", UnitPrice=2, PurchaseCost=0.75,
-         QtyOnHand=25, ParentRef={"value": d.items["Sprinklers"]["Id"]}, **stock)
+         QtyOnHand=25, **stock)
     item("Sprinkler Pipes", Type="Inventory", Description="Sprinkler Pipes", UnitPrice=4, PurchaseCost=2.5,
-         QtyOnHand=31, ParentRef={"value": d.items["Sprinklers"]["Id"]}, **stock)
-    item("Pump", Type="Inventory", Description="Fountain Pump", UnitPrice=15, PurchaseCost=10, QtyOnHand=25, **stock)
-    item("Rock Fountain", Type="Inventory", Description="Rock Fountain", UnitPrice=275, PurchaseCost=125,
-         QtyOnHand=8, **stock)
+         QtyOnHand=31, **stock)
+    item("Trimming", Type="Service", Description="Tree and Shrub Trimming", UnitPrice=35, IncomeAccountRef=income)
+    item("Garden Supplies", Type="Inventory", UnitPrice=0, PurchaseCost=0, QtyOnHand=10, **{**stock, "Taxable": False})
+    # What this emulator adds after them: two categories the user files items under, and a
+    # seasonal item retired at the end of the year.
+    item("Landscaping", Type="Category")
+    item("Sprinklers", Type="Category")
+    item("Winter Lighting", Type="NonInventory", Description="Seasonal lighting", UnitPrice=30, **product)
+    for name, category in (("Rocks", "Landscaping"), ("Sod", "Landscaping"), ("Soil", "Landscaping"),
+                           ("Sprinkler Heads", "Sprinklers"), ("Sprinkler Pipes", "Sprinklers")):
+        filed = d.items[name]
+        d.items[name] = eng.update(realm, "Item", {"Id": filed["Id"], "SyncToken": filed["SyncToken"], "sparse": True,
+                                                   "ParentRef": {"value": d.items[category]["Id"]}})
 
     # Opening balances, as QBO books them when a company starts: the bank's and the inventory's
     # starting values against Opening Balance Equity.
@@ -355,6 +366,19 @@ def _demo_lists(d: _Demo, inv_start: str) -> None:
                                   (chart.INVENTORY_ASSET, stock_value, "Inventory starting value")):
         d.create("JournalEntry", {"TxnDate": inv_start, "PrivateNote": note, "Line": [
             _je_line(amount, "Debit", account, note), _je_line(amount, "Credit", chart.OPENING_BALANCE_EQUITY, note)]})
+
+
+def _demo_job(d: _Demo, display: str, parent: str) -> None:
+    """A sub-customer (job) under ``parent``: its contact and billing address, its own site address."""
+    parent_body = d.get("Customer", d.customers[parent])
+    body = {"DisplayName": display, "GivenName": parent_body["GivenName"],
+            "FamilyName": parent_body["FamilyName"], "ParentRef": {"value": parent_body["Id"]},
+            "BillWithParent": d.rng.random() < 0.5, "PrimaryEmailAddr": dict(parent_body["PrimaryEmailAddr"]),
+            "ShipAddr": {"Line1": display if display[0].isdigit() else parent_body["ShipAddr"]["Line1"],
+                         "City": parent_body["ShipAddr"]["City"], "CountrySubDivisionCode": "CA",
+                         "PostalCode": parent_body["ShipAddr"]["PostalCode"]},
+            "BillAddr": dict(parent_body["BillAddr"])}
+    d.customers[display] = d.create("Customer", body)["Id"]
 
 
 def _je_line(amount: float, posting: str, account: int | str, description: str) -> dict:
@@ -650,7 +674,7 @@ def _demo_finish(d: _Demo) -> None:
         cust = d.get("Customer", d.customers[name])
         eng.update(realm, "Customer", {"Id": cust["Id"], "SyncToken": cust["SyncToken"], "sparse": True,
                                        "Active": False})
-    for name in ("Concrete", "Services"):
+    for name in ("Concrete", "Winter Lighting"):  # never on a transaction: Item 1 "Services" stays usable
         item = d.get("Item", d.items[name]["Id"])
         eng.update(realm, "Item", {"Id": item["Id"], "SyncToken": item["SyncToken"], "sparse": True, "Active": False})
 

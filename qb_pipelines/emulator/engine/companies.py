@@ -1,7 +1,10 @@
-"""A new company's starting lists: CompanyInfo, Preferences, the chart of accounts, tax, terms, payment methods.
+"""A new company's starting lists: CompanyInfo, Preferences, the chart of accounts, tax, terms,
+payment methods and the built-in "Services" item.
 
 What every QBO company has before anyone enters anything, with the Ids of QBO's sandbox company
-(``chart.py``), so payloads read like the reference samples.
+(``chart.py``), so payloads read like the reference samples. Every QBO company has Item 1
+"Services" (income to Account 1 "Services"): clients create their first invoice with
+``ItemRef`` 1, and QBO falls back to it on a sales line that names no item.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from qb_pipelines.emulator.engine.store import Tx
 from qb_pipelines.emulator.engine.values import USD
 
 #: Objects the sequences continue after: (sequence, last Id used by the starting lists).
-_SEQUENCES = (("Account", 100), ("Term", 10), ("PaymentMethod", 10), ("TaxCode", 10), ("TaxRate", 10))
+_SEQUENCES = (("Account", 100), ("Term", 10), ("PaymentMethod", 10), ("TaxCode", 10), ("TaxRate", 10),
+              ("Item", chart.SERVICES_ITEM))
 
 
 def _company_info(tx: Tx, name: str, email: str | None, meta: dict) -> dict:
@@ -95,6 +99,11 @@ def _lists(meta: dict) -> list[tuple[str, int, dict]]:
             **common(term_id)}))
     for pm_id, pm_name, pm_type in chart.PAYMENT_METHODS:
         rows.append(("PaymentMethod", pm_id, {"Name": pm_name, "Active": True, "Type": pm_type, **common(pm_id)}))
+    # the built-in item, exactly as the sample company's Item 1 reads
+    rows.append(("Item", chart.SERVICES_ITEM, {
+        "Name": "Services", "Active": True, "FullyQualifiedName": "Services", "Taxable": False, "UnitPrice": 0,
+        "Type": "Service", "IncomeAccountRef": {"value": str(chart.SERVICES), "name": "Services"},
+        "PurchaseCost": 0, "TrackQtyOnHand": False, **common(chart.SERVICES_ITEM)}))
     return rows
 
 

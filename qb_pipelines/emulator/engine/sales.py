@@ -113,9 +113,9 @@ def _item_line(tx: Tx, line: dict, acc: _Lines) -> None:
     item = tx.get("Item", item_id) if item_id else None
     if item is None and item_id is None:
         # QBO falls back to its built-in "Services" item when no item is given
-        item = tx.get("Item", "1")
+        item = tx.get("Item", chart.SERVICES_ITEM)
         if item is not None:
-            detail["ItemRef"] = {"value": "1", "name": "Services"}
+            detail["ItemRef"] = {"value": str(chart.SERVICES_ITEM), "name": item.get("Name", "Services")}
         else:
             detail.pop("ItemRef", None)
     amount = line.get("Amount")
