@@ -51,8 +51,8 @@ class _Lines:
 
 def compute_sales(tx: Tx, ent: EntityDef, body: dict, old: dict | None) -> None:
     """Every server-side field of a sales form (see the module docstring)."""
-    customer_id = ref_value(body.get("CustomerRef"))
-    customer = tx.get("Customer", customer_id) if customer_id else None
+    customer_id = ref_value(body.get(f"{ent.party}Ref"))
+    customer = tx.get(ent.party or "", customer_id) if customer_id else None
     lines = _item_lines(tx, ent, body)
     _subtotal_and_discounts(lines)
     body["Line"] = lines.out
@@ -216,7 +216,7 @@ def _tax(tx: Tx, body: dict, customer: dict | None, acc: _Lines) -> float:
 
 def _from_customer(ent: EntityDef, body: dict, customer: dict) -> None:
     """The customer's name on the reference, and its addresses and e-mail where the form takes them."""
-    body["CustomerRef"] = {"value": customer["Id"], "name": customer["DisplayName"]}
+    body[f"{ent.party}Ref"] = {"value": customer["Id"], "name": customer["DisplayName"]}
     copies = _FROM_CUSTOMER.get(ent.name, ())
     for key in ("BillAddr", "ShipAddr"):
         if key in copies and customer.get(key):
