@@ -251,13 +251,30 @@ def test_item_read_and_query_envelopes_match_real_ones(qbo: QBOTestClient) -> No
     assert set(body) == {"QueryResponse", "time"} and ENVELOPE_TIME.match(body["time"])
     qr = body["QueryResponse"]
     assert set(qr) == set(real["query_response"]["QueryResponse"]) == {"Item", "startPosition", "maxResults"}
-    assert qr["startPosition"] == 1 and qr["maxResults"] == len(qr["Item"]) == 2  # maxResults = rows returned
+    # maxResults = rows returned: Pump, Concrete and the built-in "Services" (Item 1 of every company)
+    assert qr["startPosition"] == 1 and qr["maxResults"] == len(qr["Item"]) == 3
     # POST /query with application/text gives the same answer (python-quickbooks does that, §1.2)
     posted = qbo.query("SELECT * FROM Item", method="POST")
     assert posted.status_code == 200 and posted.json()["QueryResponse"]["Item"] == qr["Item"]
     real_by_name = {i["Name"]: i for i in real["query_response"]["QueryResponse"]["Item"]}
     assert_same_shapes(("read", real["read_response"], read.json(), frozenset()),
                        *((f"query {got['Name']}", real_by_name[got["Name"]], got, frozenset()) for got in qr["Item"]))
+
+
+def test_every_new_company_has_item_1_services_and_a_client_can_invoice_with_it(qbo: QBOTestClient) -> None:
+    """A widely used Python client invoices ``ItemRef`` 1 "Services" in a brand-new company, as in QBO."""
+    real = {i["Id"]: i for i in sample("item_read_and_query_responses.json")["query_response"]["QueryResponse"]["Item"]}
+    services = qbo.get("Item", "1")
+    assert {k: v for k, v in services.items() if k != "MetaData"} == \
+        {k: v for k, v in real["1"].items() if k != "MetaData"}
+    customer = qbo.make("Customer", {"DisplayName": "First Customer"})
+    invoice = qbo.make("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [
+        {"Amount": 100.0, "DetailType": "SalesItemLineDetail",
+         "SalesItemLineDetail": {"ItemRef": {"value": "1", "name": "Services"}}}]})
+    assert invoice["Line"][0]["SalesItemLineDetail"]["ItemRef"] == {"value": "1", "name": "Services"}
+    assert invoice["TotalAmt"] == 100.0
+    # the company's own items are numbered after it
+    assert qbo.make("Item", {"Name": "Hours", "Type": "Service", "IncomeAccountRef": {"value": "1"}})["Id"] == "2"
 
 
 # ---------------------------------------------------------------------------- SalesReceipt (§7.14)

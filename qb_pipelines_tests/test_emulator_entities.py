@@ -419,3 +419,38 @@ def test_bill_payment_reduces_bill_and_vendor_balances(qbo: QBOTestClient) -> No
     assert paid["Balance"] == 50.0 and paid["SyncToken"] == "1"
     assert {"TxnId": pay["Id"], "TxnType": "BillPaymentCheck"} in paid["LinkedTxn"]
     assert qbo.get("Vendor", vendor["Id"])["Balance"] == 50.0
+
+
+def test_bill_payment_applies_a_vendor_credit_as_a_payment_applies_a_credit_memo(qbo: QBOTestClient) -> None:
+    vendor = _vendor(qbo)
+    bill = qbo.make("Bill", {"VendorRef": _ref(vendor), "Line": [_expense_line(150.0)]})
+    credit = qbo.make("VendorCredit", {"VendorRef": _ref(vendor), "Line": [_expense_line(40.0)]})
+    assert qbo.get("Vendor", vendor["Id"])["Balance"] == 110.0
+    # the bill in full, less the credit: 110 leaves the bank
+    pay = qbo.make("BillPayment", {"VendorRef": _ref(vendor), "PayType": "Check", "TotalAmt": 110.0,
+                                   "Line": [{"Amount": 150.0, "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}]},
+                                            {"Amount": 40.0,
+                                             "LinkedTxn": [{"TxnId": credit["Id"], "TxnType": "VendorCredit"}]}]})
+    used = qbo.get("VendorCredit", credit["Id"])
+    assert used["Balance"] == 0.0 and {"TxnId": pay["Id"], "TxnType": "BillPaymentCheck"} in used["LinkedTxn"]
+    assert qbo.get("Bill", bill["Id"])["Balance"] == 0.0
+    assert qbo.get("Vendor", vendor["Id"])["Balance"] == 0.0
+    # a used credit cannot be deleted while the payment applies it; more than its balance cannot be applied
+    fault_of(qbo.delete("VendorCredit", credit["Id"], used["SyncToken"]), "6000")
+    other = qbo.make("Bill", {"VendorRef": _ref(vendor), "Line": [_expense_line(20.0)]})
+    fault_of(qbo.create("BillPayment", {
+        "VendorRef": _ref(vendor), "PayType": "Check", "TotalAmt": 0.0,
+        "Line": [{"Amount": 20.0, "LinkedTxn": [{"TxnId": other["Id"], "TxnType": "Bill"}]},
+                 {"Amount": 20.0, "LinkedTxn": [{"TxnId": credit["Id"], "TxnType": "VendorCredit"}]}]}), "6000")
+    # deleting the payment reopens both, each one new version
+    assert qbo.delete("BillPayment", pay["Id"], pay["SyncToken"]).status_code == 200
+    reopened = qbo.get("VendorCredit", credit["Id"])
+    assert reopened["Balance"] == 40.0 and reopened["LinkedTxn"] == []
+    assert int(reopened["SyncToken"]) == int(used["SyncToken"]) + 1
+    assert qbo.get("Vendor", vendor["Id"])["Balance"] == 130.0
+
+
+def test_a_bill_payment_line_must_link_a_document(qbo: QBOTestClient) -> None:
+    vendor = _vendor(qbo)
+    fault_of(qbo.create("BillPayment", {"VendorRef": _ref(vendor), "PayType": "Check", "TotalAmt": 5.0,
+                                        "Line": [{"Amount": 5.0}]}), "2020")

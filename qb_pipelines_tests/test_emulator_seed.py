@@ -8,6 +8,7 @@ sees them, over HTTP with the emulator's own tokens.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ import requests
 from qb_pipelines.emulator import seed as seeding
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines_tests.samples import SAMPLES
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -227,6 +229,44 @@ def test_demo_company_has_a_years_realistic_activity(demo: tuple[RunningEmulator
         deleted = c.execute("SELECT COUNT(*) FROM objects WHERE realm=? AND status='Deleted'", (realm,)).fetchone()[0]
     assert deleted == 1
     assert _ledger_total(running.emu, realm) == pytest.approx(0, abs=1e-6)
+
+
+def test_demo_company_numbers_its_lists_as_qbos_sample_company(demo: tuple[RunningEmulator, str]) -> None:
+    """Ids a client may hard-code from QBO's sample company point at the same records here."""
+    running, realm = demo
+    api = Api(running, realm)
+    real_items = {i["Id"]: i for i in json.loads((SAMPLES / "item_read_and_query_responses.json").read_text())
+                  ["query_response"]["QueryResponse"]["Item"]}
+    items = {i["Id"]: i for i in api.all("Item", "WHERE Active IN (true, false)")}
+    # (an item the demo's user retired later carries QBO's inactive suffix)
+    assert {i: items[i]["Name"].removesuffix(" (Deleted)") for i in real_items} == \
+        {i: r["Name"] for i, r in real_items.items()}
+    assert items["1"]["Active"] and items["2"]["Active"]  # Services and Hours can be invoiced
+    invoice_sample = json.loads((SAMPLES / "invoice_records.json").read_text())
+    customers = {c["Id"]: c for c in api.all("Customer", "WHERE Active IN (true, false)")}
+    for record in invoice_sample if isinstance(invoice_sample, list) else invoice_sample.values():
+        for ref in _refs(record, "CustomerRef") + _refs(record, "ItemRef"):
+            listed = customers if ref in _refs(record, "CustomerRef") else items
+            assert listed[ref["value"]]["FullyQualifiedName"].endswith(ref["name"]), ref
+    assert customers["7"]["DisplayName"] == "Freeman Sporting Goods"
+    assert customers["8"]["ParentRef"]["value"] == "7"
+    terms = {t["Id"]: t["Name"] for t in api.all("Term")}
+    assert terms["3"] == "Net 30"
+
+
+def _refs(record: Any, key: str) -> list[dict]:
+    """Every ``key`` reference with a name inside a sample record (any depth)."""
+    found: list[dict] = []
+    if isinstance(record, dict):
+        for k, v in record.items():
+            if k == key and isinstance(v, dict) and v.get("name"):
+                found.append(v)
+            else:
+                found += _refs(v, key)
+    elif isinstance(record, list):
+        for v in record:
+            found += _refs(v, key)
+    return found
 
 
 # ------------------------------------------------------------------------------------ bulk

@@ -7,6 +7,7 @@ HTTP against ``/v3/company/{realm}/...``, where a client sees QBO's 429 body and
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -240,6 +241,29 @@ def test_injected_429_503_and_expired_token(company: Company) -> None:
     error = expired.json()["fault"]["error"][0]
     assert error["code"] == "3200" and error["detail"].startswith("Token expired: ")
     assert company.companyinfo().status_code == 200
+
+
+def _401_without_time(response: requests.Response) -> tuple[dict, str]:
+    body = response.json()
+    body.pop("time")
+    return body, response.headers["www-authenticate"]
+
+
+def test_an_injected_expired_token_looks_exactly_like_a_natural_one_and_never_quotes_the_token(
+        company: Company) -> None:
+    token = company.headers["Authorization"].split(" ", 1)[1]
+    company.faults({"next": {"fault": "expired_token", "count": 1}})
+    injected = company.companyinfo()
+    assert injected.status_code == 401
+    assert token not in injected.text and token not in str(injected.headers)
+    # the same token expiring for real: Intuit's 401 names the token by its id, never by its value
+    expired = requests.post(f"{company.url}/_emulator/oauth/expire", json={"realmId": company.realm, "what": "access"})
+    assert expired.status_code == 200, expired.text
+    natural = company.companyinfo()
+    assert natural.status_code == 401 and token not in natural.text
+    assert _401_without_time(injected) == _401_without_time(natural)
+    detail = injected.json()["fault"]["error"][0]["detail"]
+    assert re.fullmatch(r"Token expired: AB0\d{10}[A-Za-z0-9]{37}", detail), detail
 
 
 def test_path_scoped_injection(company: Company) -> None:

@@ -87,10 +87,9 @@ def _handle_sync(emu: Emulator, request: Request, realm: str, kind: str,
     headers: dict[str, str] = {}
     try:
         authorization = request.headers.get("authorization")
-        app_key = emu.oauth.authenticate(realm, authorization)
-        token = authorization.split(" ", 1)[1] if authorization and " " in authorization else None
-        with emu.traffic.admit(realm, kind=kind, app_key=app_key, path=request.url.path, method=request.method,
-                               token=token) as admission:
+        bearer = emu.oauth.bearer(realm, authorization)
+        with emu.traffic.admit(realm, kind=kind, app_key=bearer.app_key, path=request.url.path,
+                               method=request.method, token_id=bearer.token_id) as admission:
             requestid = request.query_params.get("requestid") if replayable else None
             if requestid:
                 if len(requestid) > MAX_REQUESTID:

@@ -8,6 +8,9 @@ payloads read like the samples.
 
 from __future__ import annotations
 
+# The built-in item every QBO company starts with ("Services", Item 1).
+SERVICES_ITEM = 1
+
 # Well-known account Ids used by computed fields and the ledger.
 SERVICES = 1
 UNDEPOSITED_FUNDS = 4
@@ -66,6 +69,24 @@ ACCOUNTS: tuple[tuple[int, str, str, str, str], ...] = (
 
 # Natural sign of each classification: +1 when a debit raises the balance.
 DEBIT_NORMAL = {"Asset": 1, "Expense": 1, "Liability": -1, "Equity": -1, "Revenue": -1}
+# Classification of each AccountType (QBO derives it; an account only names its type).
+CLASSIFICATIONS = {
+    "Bank": "Asset", "Accounts Receivable": "Asset", "Other Current Asset": "Asset", "Fixed Asset": "Asset",
+    "Other Asset": "Asset", "Accounts Payable": "Liability", "Credit Card": "Liability",
+    "Other Current Liability": "Liability", "Long Term Liability": "Liability", "Equity": "Equity",
+    "Income": "Revenue", "Other Income": "Revenue", "Cost of Goods Sold": "Expense", "Expense": "Expense",
+    "Other Expense": "Expense",
+}
+
+
+def classification(account_type: str) -> str:
+    """The Classification QBO derives from an AccountType (Expense for a type it does not know)."""
+    return CLASSIFICATIONS.get(account_type, "Expense")
+
+
+# Control accounts and the party whose Balance is their sub-ledger: a customer's Balance is its
+# share of A/R, a vendor's its share of A/P (the postings carry the party on those rows).
+SUBLEDGERS = {"Accounts Receivable": "Customer", "Accounts Payable": "Vendor"}
 
 TAX_AGENCY = {"Id": "1", "DisplayName": "Board of Equalization"}
 # (Id, Name, RateValue, liability account)

@@ -181,3 +181,17 @@ class AuthFailure(Exception):
             "status": None,
             "cdcresponse": [],
         }
+
+
+def token_expired(token_id: str) -> AuthFailure:
+    """The gateway's 401 for an expired access token.
+
+    It names the token by Intuit's internal token id (``AB0<expiry epoch><random>``), never by the
+    bearer value, so a client that prints the detail leaks nothing usable.
+    """
+    return AuthFailure(f"Token expired: {token_id}")
+
+
+def token_revoked(token_id: str) -> AuthFailure:
+    """The gateway's 401 for a revoked access token (named by its id, like :func:`token_expired`)."""
+    return AuthFailure(f"Token revoked: {token_id}")

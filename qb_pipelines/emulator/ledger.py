@@ -27,14 +27,15 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from qb_pipelines.emulator import chart
+from qb_pipelines.emulator import chart, entities
+from qb_pipelines.qbo import registry
+from qb_pipelines.qbo.registry import Lines
 
 Lookup = Callable[[str, str], dict | None]
 
-# Transactions that carry money but never touch the books (QBO's "non-posting" transactions).
-NON_POSTING = frozenset({"Estimate", "PurchaseOrder", "TimeActivity"})
-# Documents opened to A/R or A/P and later settled by Payment/BillPayment lines (cash basis uses it).
-OPEN_DOCUMENTS = ("Invoice", "CreditMemo", "Bill", "VendorCredit")
+# Documents opened to A/R or A/P and later settled by Payment/BillPayment lines (cash basis uses it):
+# the registry's transactions that keep a Balance.
+OPEN_DOCUMENTS = tuple(e.name for e in entities.open_documents())
 
 
 class UnbalancedTransaction(ValueError):
@@ -222,8 +223,11 @@ def postings(entity: str, body: dict, lookup: Lookup) -> list[Posting]:
     Raises:
         UnbalancedTransaction: when the body's debits and credits differ.
     """
-    if entity in NON_POSTING or body.get("status") == "Deleted":
+    # Transactions that carry money but never touch the books (QBO's "non-posting" transactions:
+    # estimates, time) are the registry's entities that do not post to the ledger.
+    if entities.non_posting(entity) or body.get("status") == "Deleted":
         return []
+    ent = registry.find(entity)
     if entity == "Invoice":
         return _sales(entity, body, lookup, _int(_ref(body, "ARAccountRef")) or chart.ACCOUNTS_RECEIVABLE)
     if entity == "SalesReceipt":
@@ -240,8 +244,9 @@ def postings(entity: str, body: dict, lookup: Lookup) -> list[Posting]:
         b.post(_ref(body, "DepositToAccountRef"), total, chart.UNDEPOSITED_FUNDS)
         b.post(_ref(body, "ARAccountRef"), -total, chart.ACCOUNTS_RECEIVABLE)
         return b.result(entity, body)
-    if entity in ("Bill", "VendorCredit"):
-        sign = 1 if entity == "Bill" else -1
+    if ent is not None and ent.lines is Lines.EXPENSE and ent.party:
+        # a vendor's document: A/P by its party_sign (a bill credits A/P, a vendor credit debits it)
+        sign = ent.party_sign
         b = _Builder(vendor_id=_int(_ref(body, "VendorRef")))
         b.post(_ref(body, "APAccountRef"), -sign * _cents(body.get("TotalAmt")), chart.ACCOUNTS_PAYABLE)
         _expense_lines(b, body, lookup, sign)
@@ -272,8 +277,7 @@ def postings(entity: str, body: dict, lookup: Lookup) -> list[Posting]:
             detail = line.get("DepositLineDetail") or {}
             ent = detail.get("Entity") or {}
             customer, vendor = _entity_ids(ent.get("type") or ent.get("Type"), _ref(detail, "Entity"))
-            if any((lt or {}).get("TxnType") in ("Payment", "SalesReceipt", "RefundReceipt")
-                   for lt in line.get("LinkedTxn") or []):
+            if any((lt or {}).get("TxnType") in entities.deposited() for lt in line.get("LinkedTxn") or []):
                 # Received payments wait in Undeposited Funds until deposited.
                 b.post(chart.UNDEPOSITED_FUNDS, -amount, chart.UNDEPOSITED_FUNDS, customer, vendor)
             else:

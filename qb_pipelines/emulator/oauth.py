@@ -49,10 +49,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import random
 import secrets
 import threading
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -229,6 +231,21 @@ def _sha256(token: str) -> str:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class Bearer:
+    """An authenticated v3 request: the app that makes it and the access token's internal id."""
+
+    app_key: str
+    token_id: str
+
+
+def new_token_id(expiry: int, rng: random.Random | None = None) -> str:
+    """An access token's internal id, ``AB0<expiry epoch><37 letters and digits>`` (a captured 401's shape)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    pick = rng.choice if rng is not None else secrets.choice
+    return f"AB0{expiry}{''.join(pick(alphabet) for _ in range(37))}"
 
 
 def _alnum(n: int) -> str:
@@ -542,7 +559,7 @@ class OAuthServer:
 
     def _mint_access(self, c: Any, grant_id: str, generation: int, now: float) -> str:
         wall_expiry = int(self.emu.clock.timestamp()) + ACCESS_TOKEN_LIFETIME_S
-        token_id = f"AB0{wall_expiry}{_alnum(37)}"
+        token_id = new_token_id(wall_expiry)
         token = f"{_JWE_HEADER}..{_b64url(secrets.token_bytes(16))}.{_b64url(secrets.token_bytes(600))}." + _b64url(
             secrets.token_bytes(16)
         )
@@ -728,10 +745,18 @@ class OAuthServer:
     # Bearer authentication for the v3 API
     # =============================================================================================
     def authenticate(self, realm: str, authorization: str | None) -> str:
+        """Check the ``Authorization`` header of a v3 request; the app key (client_id) it is made by.
+
+        See :meth:`bearer`, which also says which token it was.
+        """
+        return self.bearer(realm, authorization).app_key
+
+    def bearer(self, realm: str, authorization: str | None) -> Bearer:
         """Check the ``Authorization`` header of a v3 request for company ``realm``.
 
         Returns:
-            The app key (client_id) the request is made by, for per-app throttling.
+            Who calls (the app key, for per-app throttling) with which token (its internal id, the
+            one a 401 may quote; never the bearer value).
 
         Raises:
             faults.AuthFailure: no, malformed, unknown, expired or revoked bearer token (HTTP 401).
@@ -751,12 +776,12 @@ class OAuthServer:
             raise faults.AuthFailure("Token invalid")
         tok, grant = found
         if grant["revoked_at"] is not None:
-            raise faults.AuthFailure(f"Token revoked: {tok['token_id']}")
+            raise faults.token_revoked(tok["token_id"])
         if self.emu.clock.lifetime_now() >= tok["expires_at"]:
-            raise faults.AuthFailure(f"Token expired: {tok['token_id']}")
+            raise faults.token_expired(tok["token_id"])
         if grant["realm"] != str(realm) or ACCOUNTING_SCOPE not in grant["scope"].split():
             raise faults.app_authorization_failed()
-        return grant["client_id"]
+        return Bearer(grant["client_id"], tok["token_id"])
 
     def _bearer_grant(self, authorization: str | None) -> dict:
         """The grant behind a valid bearer access token (userinfo), else :class:`faults.AuthFailure`."""
@@ -766,9 +791,9 @@ class OAuthServer:
             raise faults.AuthFailure("Token invalid")
         tok, grant = found
         if grant["revoked_at"] is not None:
-            raise faults.AuthFailure(f"Token revoked: {tok['token_id']}")
+            raise faults.token_revoked(tok["token_id"])
         if self.emu.clock.lifetime_now() >= tok["expires_at"]:
-            raise faults.AuthFailure(f"Token expired: {tok['token_id']}")
+            raise faults.token_expired(tok["token_id"])
         return grant
 
     # =============================================================================================

@@ -29,14 +29,18 @@ from __future__ import annotations
 import calendar
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from typing import TYPE_CHECKING
 
-from qb_pipelines.emulator import chart, faults
+from qb_pipelines.emulator import chart, entities, faults
 from qb_pipelines.emulator.clock import qbo_timestamp
 from qb_pipelines.emulator.db import loads
 from qb_pipelines.emulator.ledger import OPEN_DOCUMENTS
+from qb_pipelines.qbo import registry
+from qb_pipelines.qbo.registry import EntityDef, Lines
 
 if TYPE_CHECKING:
     from qb_pipelines.emulator.core import Emulator
@@ -403,7 +407,8 @@ class _Report:
                     "FROM postings WHERE realm=? AND txn_date BETWEEN ? AND ?) ", [self.realm, lo, hi])
         control = self.ids_of_type("Accounts Receivable") + self.ids_of_type("Accounts Payable")
         marks = ",".join("?" * len(control)) or "NULL"
-        docs = ",".join(f"'{d}'" for d in OPEN_DOCUMENTS)
+        docs = _sql_names(OPEN_DOCUMENTS)
+        settlements = _sql_names(e.name for e in entities.settlements())
         sql = f"""
         WITH settle AS (
             SELECT o.entity || ':' || o.id || ':' || l.key || ':' || lt.key AS k,
@@ -412,7 +417,7 @@ class _Report:
                    CAST(json_extract(lt.value, '$.TxnId') AS INTEGER) AS doc_id,
                    CAST(json_extract(l.value, '$.Amount') AS REAL) AS applied
             FROM objects o, json_each(o.body, '$.Line') l, json_each(l.value, '$.LinkedTxn') lt
-            WHERE o.realm=? AND o.entity IN ('Payment', 'BillPayment') AND o.status IS NOT 'Deleted'
+            WHERE o.realm=? AND o.entity IN ({settlements}) AND o.status IS NOT 'Deleted'
               AND json_extract(o.body, '$.TxnDate') BETWEEN ? AND ?
               AND json_extract(lt.value, '$.TxnType') IN ({docs})
         ),
@@ -785,6 +790,50 @@ def _customer_names(r: _Report, ids: list[int]) -> dict[int, str]:
     return {i: names.get(i, f"Customer {i}") for i in ids}
 
 
+@dataclass(frozen=True)
+class _Receivables:
+    """SQL fragments over a customer's open A/R documents, from the registry.
+
+    Charges (invoices) are open for their Balance and age from their DueDate; credits (credit
+    memos: what remains of them) and unapplied payments count against the customer at age 0.
+    """
+
+    entities: str
+    open_amount: str
+    credits: str
+    journals: str
+
+
+@cache
+def _receivables() -> _Receivables:
+    party = chart.SUBLEDGERS["Accounts Receivable"]
+    documents: list[EntityDef] = [e for e in entities.open_documents() if e.party == party]
+    settlement = entities.settlement_of(party)
+    cases = []
+    for doc in documents:
+        balance = f"json_extract(body, '$.{doc.balance_field}')"
+        if doc.party_sign > 0:
+            cases.append(f"WHEN '{doc.name}' THEN {balance}")
+        else:
+            cases.append(f"WHEN '{doc.name}' THEN -COALESCE(json_extract(body, '$.RemainingCredit'), {balance}, 0)")
+    credits = [d.name for d in documents if d.party_sign < 0]
+    names = [d.name for d in documents]
+    if settlement is not None:
+        names.append(settlement.name)
+        credits.append(settlement.name)
+    return _Receivables(
+        entities=_sql_names(names),
+        open_amount=f"CASE entity {' '.join(cases)} ELSE -COALESCE(json_extract(body, '$.UnappliedAmt'), 0) END",
+        credits=_sql_names(credits),
+        journals=_sql_names(e.name for e in registry.with_lines(Lines.JOURNAL)),
+    )
+
+
+def _sql_names(names: Iterable[str]) -> str:
+    """Entity names as a SQL ``IN`` list (``'Invoice','CreditMemo'``; ``NULL`` when empty)."""
+    return ",".join(f"'{n}'" for n in names) or "NULL"
+
+
 def aged_receivables(r: _Report) -> dict:
     as_of = r.report_date()
     method = r.params.get("aging_method", "Report_Date")
@@ -799,26 +848,23 @@ def aged_receivables(r: _Report) -> dict:
     marks = ",".join("?" * len(ar_ids))
     # Open documents straight from their stored bodies (Balance, DueDate), aggregated in SQL;
     # A/R journal-entry lines have no Balance field, so they come from the ledger.
+    receivables = _receivables()
     sql = f"""
     WITH docs AS (
         SELECT CAST(json_extract(body, '$.CustomerRef.value') AS INTEGER) AS cid,
                COALESCE(json_extract(body, '$.DueDate'), json_extract(body, '$.TxnDate')) AS due,
-               CASE entity
-                 WHEN 'Invoice' THEN json_extract(body, '$.Balance')
-                 WHEN 'CreditMemo' THEN -COALESCE(json_extract(body, '$.RemainingCredit'),
-                                                  json_extract(body, '$.Balance'), 0)
-                 ELSE -COALESCE(json_extract(body, '$.UnappliedAmt'), 0) END AS open,
+               {receivables.open_amount} AS open,
                entity
         FROM objects
-        WHERE realm=? AND entity IN ('Invoice', 'CreditMemo', 'Payment') AND status IS NOT 'Deleted'
+        WHERE realm=? AND entity IN ({receivables.entities}) AND status IS NOT 'Deleted'
           AND json_extract(body, '$.TxnDate') <= ?
         UNION ALL
-        SELECT customer_id, txn_date, amount, 'JournalEntry' FROM postings
-        WHERE realm=? AND entity='JournalEntry' AND account_id IN ({marks}) AND txn_date <= ?
+        SELECT customer_id, txn_date, amount, entity FROM postings
+        WHERE realm=? AND entity IN ({receivables.journals}) AND account_id IN ({marks}) AND txn_date <= ?
           AND customer_id IS NOT NULL
     )
     SELECT cid,
-           CASE WHEN entity IN ('CreditMemo', 'Payment') THEN 0
+           CASE WHEN entity IN ({receivables.credits}) THEN 0
                 ELSE CAST(julianday(?) - julianday(due) AS INTEGER) END AS age,
            ROUND(SUM(open), 2)
     FROM docs WHERE open IS NOT NULL AND open != 0 AND cid IS NOT NULL {cust_sql}

@@ -90,6 +90,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qb_pipelines.emulator import faults
+from qb_pipelines.emulator.oauth import new_token_id
 
 if TYPE_CHECKING:
     from qb_pipelines.emulator.core import Emulator
@@ -310,7 +311,7 @@ class Traffic:
         app_key: str = "app",
         path: str = "",
         method: str = "GET",
-        token: str | None = None,
+        token_id: str | None = None,
     ) -> Iterator[Ticket]:
         """Admit one v3 request (sync handlers). See the module docstring for what it raises.
 
@@ -320,9 +321,10 @@ class Traffic:
             app_key: the calling app (OAuth client id): the concurrency and batch caps are per app.
             path: the URL path (counters per endpoint, path-scoped injections).
             method: the HTTP method (method-scoped injections).
-            token: the bearer token, quoted in an injected "Token expired" detail.
+            token_id: the access token's internal id (``oauth.Bearer.token_id``): an injected
+                expired token names it as a natural 401 does (never the bearer value).
         """
-        ticket = self.enter(realm, kind=kind, app_key=app_key, path=path, method=method, token=token)
+        ticket = self.enter(realm, kind=kind, app_key=app_key, path=path, method=method, token_id=token_id)
         try:
             if ticket.pre_delay:
                 time.sleep(ticket.pre_delay)
@@ -343,10 +345,10 @@ class Traffic:
         app_key: str = "app",
         path: str = "",
         method: str = "GET",
-        token: str | None = None,
+        token_id: str | None = None,
     ) -> AsyncIterator[Ticket]:
         """:meth:`admit` for async handlers (sleeps without blocking the event loop)."""
-        ticket = self.enter(realm, kind=kind, app_key=app_key, path=path, method=method, token=token)
+        ticket = self.enter(realm, kind=kind, app_key=app_key, path=path, method=method, token_id=token_id)
         try:
             if ticket.pre_delay:
                 await asyncio.sleep(ticket.pre_delay)
@@ -366,7 +368,7 @@ class Traffic:
         app_key: str = "app",
         path: str = "",
         method: str = "GET",
-        token: str | None = None,
+        token_id: str | None = None,
     ) -> Ticket:
         """Count, throttle and decide injections for one request; pair with :meth:`leave`.
 
@@ -402,7 +404,7 @@ class Traffic:
                     stats["injected"][name] += 1
             if injected in ("429", "500", "503", "drop", "expired_token"):
                 # decided before running: the request never executes and never holds a slot
-                raise self._fault(injected, token)
+                raise self._fault(injected, token_id)
             self._in_flight[(realm, app_key)] += 1
             ticket._slot = True
             if slow:
@@ -534,7 +536,7 @@ class Traffic:
         slow = bool(slow_rate) and self._rng.random() < slow_rate
         return chosen, slow
 
-    def _fault(self, name: str, token: str | None) -> Exception:
+    def _fault(self, name: str, token_id: str | None) -> Exception:
         if name == "429":
             fault = faults.throttled()
             fault.headers["Retry-After"] = _retry_after(self.limits.window_s)
@@ -546,7 +548,9 @@ class Traffic:
             return faults.QBOFault(503, "SERVICE", [], headers={"x-emulator-raw": "1"})
         if name == "drop":
             return DropConnection()
-        return faults.AuthFailure(f"Token expired: {token or 'AB01' + format(self._rng.getrandbits(160), 'x')}")
+        # exactly the natural 401 (oauth.bearer): the token named by its id, never by its value
+        expiry = int(self.emu.clock.timestamp())
+        return faults.token_expired(token_id or new_token_id(expiry, self._rng))
 
     # --- configuration ----------------------------------------------------------------
 
