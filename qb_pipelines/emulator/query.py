@@ -594,10 +594,19 @@ def _as_int_id(value: Value) -> int | None:
         return None
 
 
+#: Contact objects filter on their one value: ``PrimaryEmailAddr = 'a@b.co'`` compares the address.
+_CONTACT_LEAVES = {"PrimaryEmailAddr": "Address", "BillEmail": "Address", "PrimaryPhone": "FreeFormNumber",
+                   "Mobile": "FreeFormNumber", "Fax": "FreeFormNumber", "AlternatePhone": "FreeFormNumber",
+                   "WebAddr": "URI"}
+
+
 def _json_path(path: str) -> str:
     # Reference fields (CustomerRef, ParentRef...) filter on their id: '$.CustomerRef.value'.
-    if path.split(".")[-1].endswith("Ref"):
+    last = path.split(".")[-1]
+    if last.endswith("Ref"):
         path += ".value"
+    elif last in _CONTACT_LEAVES:
+        path += "." + _CONTACT_LEAVES[last]
     return "$." + path
 
 

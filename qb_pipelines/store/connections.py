@@ -289,6 +289,8 @@ class ConnectionStore(Repository):
             conn.last_error = None
             conn.last_error_at = None
             conn.connected_at = now
+            if conn.first_connected_at is None:
+                conn.first_connected_at = now
             conn.disconnected_at = None
             self._event(
                 session,

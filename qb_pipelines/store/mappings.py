@@ -1,15 +1,28 @@
-"""Mappings: which QuickBooks object an app record corresponds to, per company.
+"""Mappings: which QuickBooks object an app record corresponds to, and what both sides agreed on.
 
-A mapping links ``(tenant, realm, entity, app_id)`` to QBO's ``Id``. It is kept across
-disconnects and reconnects of the same company; after a switch to another company the tenant's
-mappings of the old realm stay (they name objects of that company) and the new company starts
-with none. Inbound changes arrive with QBO ids, so the QBO side is indexed too.
+A mapping links ``(tenant, realm, entity, app_id)`` to QBO's ``Id`` and keeps what a two-way
+sync needs to tell who changed what:
+
+* ``sync_token``: QBO's SyncToken when both sides last agreed. An update sent with it fails
+  (5010) exactly when QuickBooks changed the object since -- the moment a conflict policy decides;
+* ``agreed``: the values both sides last agreed on, in the app's vocabulary: the base of the
+  three-way decision (agreed, app, QuickBooks), and what tells an echo of the integration's own
+  write from a real change made in QuickBooks;
+* ``app_version``, ``qbo_updated_at``: the versions of that agreement on each side;
+* ``state``: ``active``, or what happened to the object in QuickBooks (``inactive``, ``deleted``,
+  ``voided``).
+
+Mappings are kept across disconnects and reconnects of the same company; after a switch the old
+realm's mappings stay (they name that company's objects) and the new company starts with none.
+Inbound changes arrive with QBO ids, so the QBO side is indexed too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +32,8 @@ from qb_pipelines.store.models import Connection, EntityMapping
 from qb_pipelines.store.repository import Repository
 
 __all__ = ["MappingStore", "MappingView"]
+
+_CHUNK = 500  # ids per IN list
 
 
 @dataclass(frozen=True)
@@ -31,10 +46,16 @@ class MappingView:
     app_id: str
     qbo_id: str
     updated_at: datetime
+    sync_token: str | None = None
+    agreed: dict[str, Any] | None = None
+    app_version: int | None = None
+    qbo_updated_at: datetime | None = None
+    state: str = "active"
 
 
 def _view(tenant_key: str, row: EntityMapping) -> MappingView:
-    return MappingView(tenant_key, row.realm_id, row.entity, row.app_id, row.qbo_id, row.updated_at)
+    return MappingView(tenant_key, row.realm_id, row.entity, row.app_id, row.qbo_id, row.updated_at,
+                       row.sync_token, row.agreed, row.app_version, row.qbo_updated_at, row.state or "active")
 
 
 class MappingStore(Repository):
@@ -48,7 +69,8 @@ class MappingStore(Repository):
             raise ValueError(f"tenant {tenant_key!r} has never connected: pass realm_id explicitly.")
         return conn.realm_id
 
-    def add(self, tenant_key: str, entity: str, app_id: str, qbo_id: str, realm_id: str | None = None) -> MappingView:
+    def add(self, tenant_key: str, entity: str, app_id: str, qbo_id: str, realm_id: str | None = None,
+            **agreement: Any) -> MappingView:
         """Record (or update) which QBO object an app record corresponds to.
 
         Args:
@@ -56,7 +78,12 @@ class MappingStore(Repository):
             app_id: the app's id of the record.
             qbo_id: QBO's ``Id``.
             realm_id: the company; defaults to the tenant's connected company.
+            **agreement: ``sync_token``, ``agreed``, ``app_version``, ``qbo_updated_at``, ``state``
+                to store with it (left as they are when not given).
         """
+        unknown = set(agreement) - {"sync_token", "agreed", "app_version", "qbo_updated_at", "state"}
+        if unknown:
+            raise TypeError(f"unknown mapping fields: {', '.join(sorted(unknown))}")
         for _attempt in range(2):
             try:
                 with self._write() as session:
@@ -73,11 +100,13 @@ class MappingStore(Repository):
                     now = self._now()
                     if row is None:
                         row = EntityMapping(tenant_id=tenant.id, realm_id=realm, entity=entity, app_id=app_id,
-                                            qbo_id=qbo_id, created_at=now, updated_at=now)
+                                            qbo_id=qbo_id, created_at=now, updated_at=now, state="active")
                         session.add(row)
                     else:
                         row.qbo_id = qbo_id
                         row.updated_at = now
+                    for name, value in agreement.items():
+                        setattr(row, name, value)
                     session.flush()
                     return _view(tenant_key, row)
             except IntegrityError:
@@ -95,3 +124,27 @@ class MappingStore(Repository):
                 stmt = stmt.where(EntityMapping.realm_id == realm_id)
             stmt = stmt.order_by(EntityMapping.realm_id, EntityMapping.entity, EntityMapping.app_id)
             return [_view(tenant_key, m) for m in session.scalars(stmt).all()]
+
+    def _many(self, tenant_key: str, realm_id: str, entity: str, column: Any, keys: Iterable[str]) -> list[MappingView]:
+        wanted = sorted({str(k) for k in keys})
+        out: list[MappingView] = []
+        with self._read() as session:
+            tenant = self._tenant(session, tenant_key)
+            for start in range(0, len(wanted), _CHUNK):
+                stmt = sa.select(EntityMapping).where(
+                    EntityMapping.tenant_id == tenant.id, EntityMapping.realm_id == realm_id,
+                    EntityMapping.entity == entity, column.in_(wanted[start:start + _CHUNK]))
+                out.extend(_view(tenant_key, m) for m in session.scalars(stmt).all())
+        return out
+
+    def by_app_ids(self, tenant_key: str, realm_id: str, entity: str, app_ids: Iterable[str]) -> dict[str, MappingView]:
+        """The mappings of these app records in one company, by app id."""
+        return {m.app_id: m for m in self._many(tenant_key, realm_id, entity, EntityMapping.app_id, app_ids)}
+
+    def by_qbo_ids(self, tenant_key: str, realm_id: str, entity: str, qbo_ids: Iterable[str]) -> dict[str, MappingView]:
+        """The mappings of these QBO objects in one company, by QBO id (what inbound changes need)."""
+        return {m.qbo_id: m for m in self._many(tenant_key, realm_id, entity, EntityMapping.qbo_id, qbo_ids)}
+
+    def get(self, tenant_key: str, realm_id: str, entity: str, app_id: str) -> MappingView | None:
+        """One record's mapping in one company, or ``None``."""
+        return self.by_app_ids(tenant_key, realm_id, entity, [app_id]).get(app_id)

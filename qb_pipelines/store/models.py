@@ -111,6 +111,8 @@ class Connection(Base):
     #: Consecutive failed refreshes for transient reasons (network, 5xx); reset by a success.
     refresh_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     connected_at: Mapped[datetime | None]
+    #: The tenant's first connection ever: records the app created before it are held, not pushed.
+    first_connected_at: Mapped[datetime | None]
     disconnected_at: Mapped[datetime | None]
     #: Incremented at every new token pair, so readers can tell a token changed.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -163,11 +165,97 @@ class EntityMapping(Base):
     entity: Mapped[str] = mapped_column(sa.String(64))
     app_id: Mapped[str] = mapped_column(sa.String(255))
     qbo_id: Mapped[str] = mapped_column(sa.String(64))
+    #: QBO's SyncToken when both sides last agreed: an update sent with it fails (5010) exactly
+    #: when QuickBooks changed the object since, which is when the conflict policy must decide.
+    sync_token: Mapped[str | None] = mapped_column(sa.String(32))
+    #: The values both sides last agreed on, in the app's vocabulary (the base of a three-way merge).
+    agreed: Mapped[dict[str, Any] | None]
+    #: The app's version those values came from.
+    app_version: Mapped[int | None] = mapped_column(sa.BigInteger)
+    #: QBO's MetaData.LastUpdatedTime at the agreement.
+    qbo_updated_at: Mapped[datetime | None]
+    #: ``active``, ``inactive`` (made inactive), ``deleted``, ``voided`` (in QBO).
+    state: Mapped[str] = mapped_column(sa.String(16), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     def __repr__(self) -> str:
         return f"EntityMapping({self.entity}: app {self.app_id!r} -> qbo {self.qbo_id!r} in {self.realm_id!r})"
+
+
+class OutboxRow(Base):
+    """One version of one app record the app asked to sync to QuickBooks (the transactional outbox).
+
+    The app writes rows (through the records API or inside its own transaction); push runs read
+    them in ``id`` order per company, send them and record the outcome here. See
+    :mod:`qb_pipelines.store.outbox` for the statuses and the enqueue rules.
+    """
+
+    __tablename__ = "qb_outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "entity", "app_id", "version"),
+        sa.Index("ix_qb_outbox_record", "tenant_id", "entity", "app_id"),
+        sa.Index("ix_qb_outbox_status", "status", "next_attempt_at"),
+        sa.Index("ix_qb_outbox_requestid", "requestid"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("qb_tenants.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(sa.String(64))
+    app_id: Mapped[str] = mapped_column(sa.String(255))
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+    op: Mapped[str] = mapped_column(sa.String(16))
+    payload: Mapped[dict[str, Any] | None]
+    #: ``qbo_id`` the app sent to link its record to an existing QBO object (nothing is pushed).
+    link_qbo_id: Mapped[str | None] = mapped_column(sa.String(64))
+    #: When the record was created in the app (held when before the first connection).
+    record_created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(sa.String(16))
+    #: Why the row waits or what happened, in words for the dashboard.
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(sa.String(32))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    next_step: Mapped[str | None] = mapped_column(sa.Text)
+    intuit_tid: Mapped[str | None] = mapped_column(sa.String(64))
+    realm_id: Mapped[str | None] = mapped_column(sa.String(32))
+    qbo_id: Mapped[str | None] = mapped_column(sa.String(64))
+    sync_token: Mapped[str | None] = mapped_column(sa.String(32))
+    #: The batch call the row was sent in (QBO replays a requestid's first answer) and its bId.
+    requestid: Mapped[str | None] = mapped_column(sa.String(36))
+    bid: Mapped[str | None] = mapped_column(sa.String(10))
+    #: The exact batch item sent, so a resumed batch is byte for byte the first one.
+    request_body: Mapped[dict[str, Any] | None]
+    #: A conflict or an ambiguous match waiting for an admin: the values per field, or candidates.
+    review: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    synced_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"OutboxRow(#{self.id} {self.entity} {self.app_id!r} v{self.version} {self.op} {self.status})"
+
+
+class ApiKey(Base):
+    """A tenant's key for the records API. Only its SHA-256 is stored; the key is shown once."""
+
+    __tablename__ = "qb_api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("qb_tenants.id", ondelete="CASCADE"), index=True)
+    #: The key's first characters, to tell keys apart in lists (``qbk_3f9a``); not a secret.
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"ApiKey(id={self.id!r}, tenant_id={self.tenant_id!r}, prefix={self.prefix!r})"
 
 
 class AdminUser(Base):

@@ -8,7 +8,8 @@ when a process, a run or a command starts, never at import) and owns:
 * the SQLAlchemy engine of the store and warehouse (one database, one pool), migrated to the
   latest schema when opened;
 * the store's repositories: tenants, connections (state, tokens), per-tenant sync settings,
-  app <-> QBO mappings, metered API usage, admin users, the webhook inbox;
+  app <-> QBO mappings, metered API usage, admin users, the webhook inbox, the outbox of app
+  changes and the records API's keys;
 * the warehouse writer the landing uses;
 * each company's :class:`~qb_pipelines.qbo.client.QBOClient` (:meth:`Runtime.client_for`): tokens
   from the store (refreshed single-flight across processes), the environment the company was
@@ -29,11 +30,13 @@ from sqlalchemy.engine import Engine
 
 from qb_pipelines.qbo.client import QBOClient, TokenSource
 from qb_pipelines.qbo.oauth import IntuitOAuth
+from qb_pipelines.store.api_keys import ApiKeyStore
 from qb_pipelines.store.connections import ConnectionStore
 from qb_pipelines.store.crypto import SecretBox
 from qb_pipelines.store.db import make_engine, migrate, session_factory
 from qb_pipelines.store.mappings import MappingStore
 from qb_pipelines.store.models import utcnow
+from qb_pipelines.store.outbox import Outbox
 from qb_pipelines.store.tenant_settings import SettingsStore
 from qb_pipelines.store.tenants import TenantStore
 from qb_pipelines.store.usage import UsageMeter
@@ -58,8 +61,8 @@ class Runtime:
     Attributes:
         settings: the settings it was built from.
         engine: the store's and warehouse's engine.
-        tenants, connections, tenant_settings, mappings, usage, users, inbox: the store's
-            repositories (:mod:`qb_pipelines.store`).
+        tenants, connections, tenant_settings, mappings, usage, users, inbox, outbox, api_keys:
+            the store's repositories (:mod:`qb_pipelines.store`).
         warehouse: the writer the landing uses.
     """
 
@@ -78,6 +81,8 @@ class Runtime:
         self.usage = UsageMeter(sessions, clock=clock)
         self.users = AdminUserStore(sessions)
         self.inbox = WebhookInbox(sessions)
+        self.outbox = Outbox(sessions, clock=clock)
+        self.api_keys = ApiKeyStore(sessions, clock=clock)
         self.warehouse = WarehouseWriter(self.engine)
 
     def __repr__(self) -> str:
