@@ -291,7 +291,7 @@ def test_demo_stopped_by_a_signal_stops_everything(watch: Watch, demo_dir: Path,
 
     done, ports = _interactive_demo(watch, demo_dir, stop)
     assert done.returncode == 0, done.output[-4000:]
-    assert "Stopped the Dagster UI, the web app and the emulator." in done.output
+    assert "Stopped: every process the demo started (Dagster, the web app, the emulator) is stopped." in done.output
     assert "did not stop within" not in done.output  # each stopped gracefully, none needed killing
     watch.assert_nothing_left()
     assert_ports_free(*ports)

@@ -18,8 +18,10 @@ What it measures, and why these figures:
 The server runs in this process (``server.start_in_thread``) and shares the interpreter with the
 client, so the serving figure is a floor: a client in its own process leaves the server a whole
 core. QBO's 500-requests-per-minute throttle is switched off for the run (``POST
-/_emulator/limits {"enabled": false}``, through :class:`~qb_pipelines.qbo.emulator_control.EmulatorControl`): the bench measures the emulator, not the throttle (under
-it, 1000-row pages cap any client at 500,000 invoices a minute, about 8,300 a second).
+/_emulator/limits {"enabled": false}``, sent by
+:class:`~qb_pipelines.qbo.emulator_control.EmulatorControl`): the bench measures the emulator,
+not the throttle (under it, 1000-row pages cap any client at 500,000 invoices a minute, about
+8,300 a second).
 
 Companies above 50,000 invoices go to a temporary SQLite file (removed afterwards) unless
 ``data_file`` is given; a ``data_file`` that already holds the bench company with the requested

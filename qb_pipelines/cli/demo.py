@@ -15,6 +15,7 @@ import click
 from qb_pipelines.demo.config import DemoError
 from qb_pipelines.devtools.processes import ProcessError, stop_all
 from qb_pipelines.devtools.signals import interrupt_on_signals
+from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_PORT
 
 __all__ = ["demo"]
 
@@ -22,7 +23,7 @@ __all__ = ["demo"]
 @click.command()
 @click.option("--headless", is_flag=True,
               help="No UI: land everything in-process, check it, prove a webhook change arrives, exit 0 or 1.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Emulator port.")
+@click.option("--port", default=DEFAULT_EMULATOR_PORT, show_default=True, type=int, help="Emulator port.")
 @click.option("--dagster-port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option("--web-port", default=None, type=int,
               help="Admin web app port (default 8000; a free port with --headless).")

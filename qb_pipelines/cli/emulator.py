@@ -19,6 +19,7 @@ import click
 from qb_pipelines.cli.emulator_control import CONTROL_COMMANDS
 from qb_pipelines.devtools.services import LISTENING_PREFIX
 from qb_pipelines.devtools.signals import interrupt_on_signals
+from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_PORT
 
 __all__ = ["emulator"]
 
@@ -30,7 +31,7 @@ def emulator() -> None:
 
 @emulator.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="TCP port to listen on.")
+@click.option("--port", default=DEFAULT_EMULATOR_PORT, show_default=True, type=int, help="TCP port to listen on.")
 @click.option("--seed", type=int, default=None, help="Seed a demo company with this seed if no company exists yet.")
 @click.option(
     "--data-file",

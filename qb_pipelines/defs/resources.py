@@ -51,7 +51,8 @@ class QBOEmulatorResource(dg.ConfigurableResource):
 
     Attributes:
         base_url: the emulator's base URL. Empty means ``$QBO_EMULATOR_URL`` at run time, and
-            ``http://127.0.0.1:8765`` (the demo's emulator) when that is unset too.
+            :data:`~qb_pipelines.qbo.environments.DEFAULT_EMULATOR_URL` (the demo's emulator) when
+            that is unset too.
         timeout_s: per-request timeout in seconds.
         max_retries: retries of a refused connection (an emulator still starting) and of a
             gateway error on a read, with exponential backoff.
@@ -59,7 +60,7 @@ class QBOEmulatorResource(dg.ConfigurableResource):
 
     base_url: str = Field(
         default="",
-        description="Emulator base URL; empty means $QBO_EMULATOR_URL at run time, else http://127.0.0.1:8765.",
+        description=f"Emulator base URL; empty means $QBO_EMULATOR_URL at run time, else {DEFAULT_EMULATOR_URL}.",
     )
     timeout_s: float = Field(default=30.0, description="Timeout of each control request, in seconds.")
     max_retries: int = Field(default=3, description="Retries of a refused connection or a 502/503/504 on a read.")

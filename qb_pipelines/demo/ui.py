@@ -71,7 +71,7 @@ def run_ui(*, port: int, dagster_port: int, web_port: int, root: Path, out: Out)
                                     f"its last lines:\n{ended.tail(8)}\nStopping everything the demo started.")
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the with-blocks above have stopped every process by now.
-        out("Stopped the Dagster UI, the web app and the emulator.")
+        out("Stopped: every process the demo started (Dagster, the web app, the emulator) is stopped.")
 
 
 def _reason(lines: str) -> str:

@@ -140,7 +140,7 @@ class SupervisedProcess:
         self._known: set[psutil.Process] = set()
         self._lock = threading.Lock()
         self._stopped = False
-        self.stop_requested = False
+        self._reader: threading.Thread | None = None
         stdout: IO[Any] | int | None = None
         log = None
         if log_file is not None:
@@ -165,7 +165,6 @@ class SupervisedProcess:
         finally:
             if log is not None:
                 log.close()
-        self._reader: threading.Thread | None = None
         if pipe_output and log_file is None:
             self._reader = threading.Thread(target=self._pump, args=(on_line,), name=f"output-{self.pid}",
                                             daemon=True)
@@ -290,7 +289,6 @@ class SupervisedProcess:
         ``timeout`` seconds (or at once when a second Ctrl-C or SIGTERM arrives) what is left is
         killed with SIGKILL. Returns when nothing of it runs any more. Safe to call twice.
         """
-        self.stop_requested = True
         with shielded():
             if self._stopped:
                 return self.proc.returncode

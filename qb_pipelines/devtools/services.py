@@ -127,13 +127,14 @@ def run_emulator_process(port: int, *, host: str = "127.0.0.1", seed: int | None
         while not ready.wait(0.2) and process.alive() and time.monotonic() < deadline:
             pass
         try:
-            EmulatorControl(url).wait_until_ready(max(1.0, deadline - time.monotonic()),
+            # once it printed its line (seeding done), it binds its port at once
+            EmulatorControl(url).wait_until_ready(60.0 if ready.is_set() else max(1.0, deadline - time.monotonic()),
                                                   still_starting=process.alive)
         except EmulatorUnreachableError:
+            state = process.exit_description() if not process.alive() else "it runs but does not answer"
             process.stop()
             raise ProcessError(
-                f"the emulator did not start on {url} ({process.exit_description()}); "
-                "its output is above, prefixed [emulator]"
+                f"the emulator did not start on {url} ({state}); its output is above, prefixed [emulator]"
             ) from None
         yield EmulatorProcess(url, process)
 

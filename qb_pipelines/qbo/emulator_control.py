@@ -30,7 +30,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_URL
+from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_PORT, DEFAULT_EMULATOR_URL
 
 __all__ = [
     "DEFAULT_EMULATOR_URL",
@@ -74,7 +74,7 @@ class EmulatorTimeoutError(EmulatorControlError):
 def serve_hint(url: str) -> str:
     """The command that starts an emulator where ``url`` points (its port)."""
     tail = url.rstrip("/").rsplit(":", 1)[-1]
-    port = tail if url.count(":") >= 2 and tail.isdigit() else DEFAULT_EMULATOR_URL.rsplit(":", 1)[-1]
+    port = tail if url.count(":") >= 2 and tail.isdigit() else str(DEFAULT_EMULATOR_PORT)
     return f"start one with `qb-pipelines emulator serve --port {port}`"
 
 
