@@ -22,16 +22,18 @@ if sys.argv[3] == "leave":
     sys.exit(0)  # the grandchild loses its parent
 time.sleep(600)
 """
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-SLEEPER = "import time; time.sleep(600)"
+# Each grandchild says "ready" (on the same output) once it is what the test needs it to be.
+STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+            "time.sleep(600)")
+SLEEPER = "import time; print('ready', flush=True); time.sleep(600)"
 
 
 def _grandchild(process: SupervisedProcess) -> psutil.Process:
     deadline = time.monotonic() + 20
-    while not process.output:
+    while "ready" not in process.output or not any(line.isdigit() for line in process.output):
         assert time.monotonic() < deadline, process.exit_report()
         time.sleep(0.05)
-    return psutil.Process(int(process.output[0]))
+    return psutil.Process(int(next(line for line in process.output if line.isdigit())))
 
 
 def _gone(p: psutil.Process) -> bool:
