@@ -1,5 +1,9 @@
 """A small QBO v3 HTTP client for the emulator's conformance tests (not the project's client).
 
+The emulator's control API is driven through the project's own control client
+(:class:`~qb_pipelines.qbo.emulator_control.EmulatorControl`); :func:`control`,
+:func:`issue_tokens` and :func:`connect` are shorthands over it for the tests.
+
 It speaks to the emulator exactly as a third-party client speaks to real QuickBooks Online
 (reference §1.2-§1.6, §11b): ``Authorization: Bearer``, ``Accept: application/json``,
 ``minorversion=75`` on every call, entity paths lower-cased under ``/v3/company/{realmId}``. Every
@@ -14,6 +18,7 @@ from typing import Any
 import requests
 
 from qb_pipelines.qbo import registry
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 
 MINORVERSION = "75"
 _UNSET: Any = object()
@@ -144,34 +149,27 @@ class QBOTestClient:
         return self.ok(self.read(entity, obj_id), entity)
 
 
-def _control(base_url: str, method: str, path: str, **kwargs: Any) -> requests.Response:
-    return requests.request(method, f"{base_url.rstrip('/')}/_emulator/{path.lstrip('/')}", timeout=30, **kwargs)
+def control(running: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """The raw answer of a control request (``/_emulator/<path>``), for tests that assert its status.
+
+    Sent by the project's one control client (:class:`EmulatorControl`), not by a second one.
+    """
+    with EmulatorControl(running.url) as client:
+        return client.response(method, path, **kwargs)
 
 
 def issue_tokens(running: Any, realm: str) -> dict:
-    """Tokens for ``realm`` through ``POST /_emulator/companies/{realm}/tokens``.
-
-    Falls back to ``emu.oauth.issue_tokens_for`` if the control route is not wired (404/405).
-    """
-    response = _control(running.url, "POST", f"companies/{realm}/tokens")
-    if response.status_code in (404, 405) and "error" not in response.text[:200]:
-        return running.emu.oauth.issue_tokens_for(realm)
-    assert response.status_code == 200, f"tokens: {response.status_code} {response.text[:500]}"
-    return response.json()
+    """Tokens for ``realm`` through ``POST /_emulator/companies/{realm}/tokens``."""
+    with EmulatorControl(running.url) as client:
+        return client.tokens(realm)
 
 
 def connect(running: Any, name: str = "Craig's Design and Landscaping Services") -> QBOTestClient:
-    """Create a fresh company over the control API and return a client authenticated to it."""
-    response = _control(running.url, "POST", "companies", json={"name": name})
-    assert response.status_code in (200, 201), f"create company: {response.status_code} {response.text[:500]}"
-    realm = response.json()["realmId"]
-    tokens = issue_tokens(running, realm)
+    """Create a fresh company over the control API and return a v3 test client authenticated to it."""
+    with EmulatorControl(running.url) as client:
+        realm = client.create_company(name)["realmId"]
+        tokens = client.tokens(realm)
     return QBOTestClient(running.url, realm, tokens["access_token"])
-
-
-def control(running: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
-    """Call the emulator's control API (``/_emulator/<path>``)."""
-    return _control(running.url, method, path, **kwargs)
 
 
 # ---------------------------------------------------------------------- payload shape comparison

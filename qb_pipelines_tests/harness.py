@@ -14,10 +14,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.sync.companies import company_key
@@ -60,12 +59,16 @@ class Connected:
         """The company's QBO client, as the product builds it."""
         return self.runtime.client_for(self.key, **kwargs)
 
+    @property
+    def control(self) -> EmulatorControl:
+        """The emulator's control API."""
+        return EmulatorControl(self.emulator.url)
+
     def act(self, entity: str, operation: str, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """Change the company as a QuickBooks user would (the emulator's control API)."""
-        resp = requests.post(f"{self.emulator.url}/_emulator/companies/{self.realm}/act",
-                             json={"entity": entity, "operation": operation, "body": body, **extra}, timeout=30)
-        assert resp.status_code == 200, resp.text
-        return resp.json()[entity] if entity in resp.json() else resp.json()
+        with self.control as control:
+            answer = control.act(self.realm, entity, operation, body, **extra)
+        return answer[entity] if entity in answer else answer
 
     def read(self, entity: str, obj_id: str) -> dict[str, Any]:
         """QuickBooks' object now."""
@@ -75,16 +78,14 @@ class Connected:
         return list(self.client(max_retries=1).query_all(entity, where=where))
 
     def counters(self) -> dict[str, Any]:
-        resp = requests.get(f"{self.emulator.url}/_emulator/companies/{self.realm}/counters", timeout=30)
-        resp.raise_for_status()
-        return resp.json()
+        with self.control as control:
+            return control.counters(self.realm)
 
 
 def tokens_for(emulator: RunningEmulator, realm: str) -> TokenSet:
     """A fresh grant on ``realm`` from the emulator's control API (no browser)."""
-    resp = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=30)
-    resp.raise_for_status()
-    return TokenSet.from_response(resp.json(), realm_id=realm)
+    with EmulatorControl(emulator.url) as control:
+        return TokenSet.from_response(control.tokens(realm), realm_id=realm)
 
 
 def connect_company(emulator: RunningEmulator, runtime: Runtime, *, realm: str | None = None,

@@ -7,8 +7,8 @@ import json
 
 from click.testing import CliRunner
 
+from qb_pipelines.bench import ingest as bench_ingest
 from qb_pipelines.cli import cli
-from qb_pipelines.sync import bench_ingest
 
 
 def test_emulator_bench_pages_every_invoice_and_prints_its_json_line() -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,8 +15,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from qb_pipelines.cli import LISTENING_PREFIX, cli
-from qb_pipelines.emulator.server import RunningEmulator, free_port
+from qb_pipelines.cli import cli
+from qb_pipelines.devtools.ports import free_port
+from qb_pipelines.devtools.processes import SupervisedProcess
+from qb_pipelines.devtools.services import LISTENING_PREFIX
+from qb_pipelines.emulator.server import RunningEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "qb-pipelines"
@@ -31,20 +32,14 @@ def _script() -> list[str]:
 
 
 class ServedEmulator:
-    """A ``qb-pipelines emulator serve`` child process and the lines it printed."""
+    """A ``qb-pipelines emulator serve`` child process (supervised) and the lines it printed."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
+    def __init__(self, args: list[str]) -> None:
         self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.lines: list[str] = []
         self.url = ""
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
+        self.process = SupervisedProcess("qb-pipelines emulator serve", args, cwd=ROOT, pipe_output=True,
+                                         on_line=self._queue.put)
 
     def wait_for_line(self, predicate: Callable[[str], bool], timeout: float) -> str:
         """Read output until a line satisfies ``predicate``; fail if the process ends first."""
@@ -54,11 +49,13 @@ class ServedEmulator:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                line = self._queue.get(timeout=max(0.1, deadline - time.monotonic()))
+                line = self._queue.get(timeout=0.2)
             except queue.Empty:
-                pytest.fail(f"expected line not printed within {timeout}s; output: {self.lines}")
-            if line is None:
-                pytest.fail(f"emulator exited with {self.proc.wait()}; output: {self.lines}")
+                if not self.process.alive() and self._queue.empty():
+                    pytest.fail(f"emulator {self.process.exit_description()}; output: {self.lines}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"expected line not printed within {timeout}s; output: {self.lines}")
+                continue
             self.lines.append(line)
             if predicate(line):
                 return line
@@ -66,17 +63,13 @@ class ServedEmulator:
 
 @contextmanager
 def serve_process(*args: str, startup_s: float = 120.0) -> Iterator[ServedEmulator]:
-    """Run ``qb-pipelines emulator serve ARGS`` on a free port until its listening line."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [*_script(), "emulator", "serve", "--port", str(port), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    served = ServedEmulator(proc)
-    try:
+    """Run ``qb-pipelines emulator serve ARGS`` on a free port until its listening line.
+
+    The child runs in its own session and is stopped with anything it started, however the
+    test ends.
+    """
+    served = ServedEmulator([*_script(), "emulator", "serve", "--port", str(free_port()), *args])
+    with served.process:
         line = served.wait_for_line(lambda line: line.startswith(LISTENING_PREFIX), startup_s)
         served.url = line[len(LISTENING_PREFIX) :]
         # The line is printed just before the server binds its port; wait until it answers.
@@ -87,13 +80,6 @@ def serve_process(*args: str, startup_s: float = 120.0) -> Iterator[ServedEmulat
             except requests.ConnectionError:
                 time.sleep(0.05)
         yield served
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_help_lists_the_commands() -> None:
@@ -173,36 +159,13 @@ def test_control_command_without_emulator_says_how_to_start_one() -> None:
     result = CliRunner().invoke(cli, ["emulator", "companies", "--url", url])
     assert result.exit_code != 0
     assert f"no emulator at {url}" in result.output
-    assert "qb-pipelines emulator serve" in result.output
+    assert "qb-pipelines emulator serve" in result.output and "--url" in result.output
 
 
 def test_unknown_company_says_how_to_list_companies(emulator: RunningEmulator) -> None:
     result = CliRunner().invoke(cli, ["emulator", "tokens", "123", "--url", emulator.url])
     assert result.exit_code != 0
     assert "qb-pipelines emulator companies" in result.output
-
-
-def test_demo_headless_starts_the_demo_company_and_checks_it(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "QBO_EMULATOR_URL": ""}
-    proc = subprocess.run(
-        [*_script(), "demo", "--headless", "--port", str(port), "--demo-dir", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=280,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["ok"] is True
-    assert summary["emulator_url"] == f"http://127.0.0.1:{port}"
-    assert summary["realmId"]
-    assert summary["counts"]["Customer"] > 0 and summary["counts"]["Invoice"] > 0
-    assert f"qb-pipelines emulator tokens {summary['realmId']}" in proc.stdout
-    # the emulator child is gone: its port is free again
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{port}/_emulator/companies", timeout=2)
 
 
 def test_faults_command_injects_and_clears_429s(emulator: RunningEmulator) -> None:
@@ -233,7 +196,7 @@ def test_faults_command_injects_and_clears_429s(emulator: RunningEmulator) -> No
 def test_demo_instance_uses_sqlite_under_its_own_dagster_home(tmp_path: Path) -> None:
     import dagster as dg
 
-    from qb_pipelines.cli import write_demo_instance
+    from qb_pipelines.demo.instance import write_demo_instance
 
     home = write_demo_instance(tmp_path / "dagster_home")
     with dg.DagsterInstance.from_config(str(home)) as instance:

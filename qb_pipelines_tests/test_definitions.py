@@ -13,7 +13,8 @@ import pytest
 
 from qb_pipelines.defs.partitions import qbo_company_partitions
 from qb_pipelines.defs.resources import DEFAULT_EMULATOR_URL, QBOEmulatorResource
-from qb_pipelines.emulator.server import RunningEmulator, free_port
+from qb_pipelines.devtools.ports import free_port
+from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo import registry
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from qb_pipelines.emulator.clock import qbo_timestamp
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
+from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine
 from qb_pipelines.store.warehouse import WarehouseWriter, create_tables, tables_for

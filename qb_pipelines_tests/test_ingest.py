@@ -25,7 +25,7 @@ from qb_pipelines.emulator.seed import BulkSeeder, seed_company, seed_demo_compa
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
+from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine
 from qb_pipelines.store.warehouse import LINK_ENTITIES, WarehouseWriter, create_tables, tables_for

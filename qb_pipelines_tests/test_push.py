@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.store.connection_state import ConnectionState
 from qb_pipelines.sync.push import PayloadError, enqueue, push
 from qb_pipelines.sync.runtime import Runtime
@@ -66,8 +66,8 @@ def invoice(customer: str, item: str, *, qty: float = 2, price: float = 45.0, nu
 
 
 def fault(emulator: RunningEmulator, body: dict[str, Any]) -> None:
-    resp = requests.post(f"{emulator.url}/_emulator/faults", json=body, timeout=10)
-    assert resp.status_code == 200, resp.text
+    with EmulatorControl(emulator.url) as control:
+        control.set_faults(body)
 
 
 # ---------------------------------------------------------------------------------- dependencies first

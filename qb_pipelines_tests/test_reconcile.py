@@ -25,7 +25,7 @@ from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.seed import seed_demo_company
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
+from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync import reconcile, reports

@@ -20,9 +20,10 @@ import pytest
 import requests
 import uvicorn
 
+from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-from qb_pipelines.emulator.server import RunningEmulator, free_port, start_in_thread
+from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import parse_notifications, sign
 from qb_pipelines.store.crypto import generate_key

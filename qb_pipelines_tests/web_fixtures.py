@@ -24,13 +24,14 @@ import pytest
 import requests
 import uvicorn
 
+from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.emulator.oauth import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_USER_EMAIL,
     DEFAULT_USER_PASSWORD,
 )
-from qb_pipelines.emulator.server import RunningEmulator, free_port
+from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web.app import create_app, install_log_redaction

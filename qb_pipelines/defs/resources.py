@@ -11,81 +11,78 @@ environment variables at run time (see :mod:`qb_pipelines.sync.settings`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
-import requests
 from pydantic import Field
-from requests.adapters import HTTPAdapter
 from sqlalchemy.engine import Engine
-from urllib3.util.retry import Retry
 
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_control import EmulatorControl, EmulatorUnreachableError, serve_hint
+from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_URL
 from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.sync.settings import AppSettings
 
-DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
+__all__ = [
+    "DEFAULT_EMULATOR_URL",
+    "QBOConnectionResource",
+    "QBOEmulatorResource",
+    "WarehouseResource",
+    "resources",
+]
 
 
 class QBOEmulatorResource(dg.ConfigurableResource):
     """The QBO emulator's control API (``/_emulator/...``): its companies and test credentials.
 
     The emulator is the project's QuickBooks in the demo, tests and benchmarks. This resource
-    only speaks the emulator's own control API; QuickBooks data itself is read through the QBO
-    client (``qb_pipelines.qbo``) exactly as from Intuit, so nothing downstream depends on it.
+    is a thin Dagster face of :class:`~qb_pipelines.qbo.emulator_control.EmulatorControl` (the
+    project's one control client), configured at launch. QuickBooks data itself is read through
+    the QBO client (``qb_pipelines.qbo``) exactly as from Intuit, so nothing downstream depends
+    on it.
     The control API needs no secret, hence no ``dg.EnvVar`` here; the QBO connection resource
     (client id and secret) reads those with ``dg.EnvVar``.
 
     Attributes:
         base_url: the emulator's base URL. Empty means ``$QBO_EMULATOR_URL`` at run time, and
-            ``http://127.0.0.1:8765`` (the demo's emulator) when that is unset too.
+            :data:`~qb_pipelines.qbo.environments.DEFAULT_EMULATOR_URL` (the demo's emulator) when
+            that is unset too.
         timeout_s: per-request timeout in seconds.
-        max_retries: retries of a failed connection or 5xx answer, with exponential backoff.
+        max_retries: retries of a refused connection (an emulator still starting) and of a
+            gateway error on a read, with exponential backoff.
     """
 
     base_url: str = Field(
         default="",
-        description="Emulator base URL; empty means $QBO_EMULATOR_URL at run time, else http://127.0.0.1:8765.",
+        description=f"Emulator base URL; empty means $QBO_EMULATOR_URL at run time, else {DEFAULT_EMULATOR_URL}.",
     )
     timeout_s: float = Field(default=30.0, description="Timeout of each control request, in seconds.")
-    max_retries: int = Field(default=3, description="Retries on connection errors and 5xx answers.")
+    max_retries: int = Field(default=3, description="Retries of a refused connection or a 502/503/504 on a read.")
 
     def resolved_url(self) -> str:
         """The base URL this run talks to (configuration, then environment, then the demo's)."""
         return (self.base_url or os.environ.get("QBO_EMULATOR_URL") or DEFAULT_EMULATOR_URL).rstrip("/")
 
-    def _session(self) -> requests.Session:
-        session = requests.Session()
-        # GETs and the idempotent control calls below survive an emulator that is still starting.
-        retry = Retry(
-            total=self.max_retries,
-            backoff_factor=0.5,
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=frozenset({"GET", "POST"}),
-        )
-        session.mount("http://", HTTPAdapter(max_retries=retry))
-        session.mount("https://", HTTPAdapter(max_retries=retry))
-        session.headers["Accept"] = "application/json"
-        return session
+    def control(self) -> EmulatorControl:
+        """The control client this resource delegates to (connection refusals retried ``max_retries`` times)."""
+        return EmulatorControl(self.resolved_url(), timeout_s=self.timeout_s, connect_retries=self.max_retries)
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        url = f"{self.resolved_url()}/_emulator/{path}"
-        with self._session() as session:
+    def _run(self, action: Callable[[EmulatorControl], Any]) -> Any:
+        with self.control() as control:
             try:
-                resp = session.request(method, url, json=body, timeout=self.timeout_s)
-            except requests.ConnectionError as exc:
+                return action(control)
+            except EmulatorUnreachableError as exc:
                 raise dg.Failure(
-                    description=f"No QBO emulator answers at {self.resolved_url()}.",
-                    metadata={"next_step": "Start one with `qb-pipelines emulator serve --port 8765` or set QBO_EMULATOR_URL."},
+                    description=f"No QBO emulator answers at {control.url}.",
+                    metadata={"next_step": "S" + serve_hint(control.url)[1:] + " or set QBO_EMULATOR_URL."},
                 ) from exc
-            resp.raise_for_status()
-            return resp.json()
 
     def companies(self) -> list[dict[str, Any]]:
         """Every company the emulator holds, each with at least ``realmId`` and ``name``."""
-        return list(self._call("GET", "companies"))
+        return self._run(lambda c: c.companies())
 
     def tokens(self, realm: str) -> dict[str, Any]:
         """OAuth tokens and client credentials for ``realm``, skipping the browser consent.
@@ -93,7 +90,7 @@ class QBOEmulatorResource(dg.ConfigurableResource):
         Returns ``access_token``, ``refresh_token``, ``client_id`` and ``client_secret``, which
         the emulator's token endpoint accepts. Never log the result.
         """
-        return dict(self._call("POST", f"companies/{realm}/tokens"))
+        return self._run(lambda c: c.tokens(realm))
 
 
 class QBOConnectionResource(dg.ConfigurableResource):

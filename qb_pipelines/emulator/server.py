@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -11,12 +10,6 @@ import uvicorn
 
 from qb_pipelines.emulator.app import create_app
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -56,19 +49,23 @@ def _config(emu: Emulator, host: str, port: int) -> uvicorn.Config:
 def start_in_thread(
     emu: Emulator | None = None, host: str = "127.0.0.1", port: int | None = None, **settings: object
 ) -> RunningEmulator:
-    """Start an emulator on a free port in a daemon thread and wait until it answers."""
+    """Start an emulator in a daemon thread and wait until it answers.
+
+    Without ``port``, the server binds port 0 and the system picks a free one (no window in
+    which another process could take it); the URL then carries the port it got.
+    """
     emu = emu or Emulator(EmulatorSettings(**settings))  # type: ignore[arg-type]
-    port = port or free_port(host)
-    url = f"http://{host}:{port}"
-    emu.set_base_url(url)
-    server = uvicorn.Server(_config(emu, host, port))
-    thread = threading.Thread(target=server.run, name=f"qbo-emulator-{port}", daemon=True)
+    server = uvicorn.Server(_config(emu, host, port or 0))
+    thread = threading.Thread(target=server.run, name=f"qbo-emulator-{port or 'auto'}", daemon=True)
     thread.start()
     deadline = time.time() + 20
     while not server.started:
         if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError(f"emulator did not start on {url}")
+            raise RuntimeError(f"emulator did not start on {host}:{port or '<any free port>'}")
         time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://{host}:{bound}"
+    emu.set_base_url(url)
     emu.start()
     return RunningEmulator(emu, url, server, thread)
 

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 #: Environment names a tenant's connection can carry.
 ENVIRONMENT_NAMES = ("production", "sandbox", "emulator")
 
+#: Where the emulator listens unless told otherwise (``qb-pipelines emulator serve``'s default
+#: port, the demo's emulator). The one default for the whole project: the settings, the Dagster
+#: resource, the command line and the control client all read it from here.
+DEFAULT_EMULATOR_PORT = 8765
+DEFAULT_EMULATOR_URL = f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}"
+
 # Intuit's hosts (reference §10.1). Authorize, token and revoke are shared by sandbox and
 # production; only the API host and the userinfo host differ.
 _AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"

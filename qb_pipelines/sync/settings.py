@@ -27,12 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from qb_pipelines.config import SettingsError, required_env
-from qb_pipelines.qbo.environments import ENVIRONMENT_NAMES, Environment, environment
+from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_URL, ENVIRONMENT_NAMES, Environment, environment
 from qb_pipelines.qbo.oauth import IntuitOAuth
 
 __all__ = ["DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError", "required_env"]
-
-DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
 
 
 @dataclass(frozen=True)

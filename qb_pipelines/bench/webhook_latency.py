@@ -10,8 +10,9 @@ the change's new ``SyncToken``.
 
 The orchestration is the headless demo's (:mod:`qb_pipelines.demo`): emulator with the demo
 company, store, web app, a Dagster instance on SQLite in a temporary folder, the daemon with
-the code location's definitions. The company is landed once in-process first (the figure is the
-latency of a change, not of a first load).
+the code location's definitions, each a supervised process (:mod:`qb_pipelines.devtools`) stopped
+with everything it started however the bench ends. The company is landed once in-process first
+(the figure is the latency of a change, not of a first load).
 
 Changes are made every :data:`SPACING_S` seconds (Intuit delivers changes in groups; several
 changes may share a delivery and a run), each on a different customer so each sample has its own
@@ -20,14 +21,14 @@ loop in Dagster), the run queue is polled every second (``dequeue_interval_secon
 demo's ``dagster.yaml``), and a launched run starts a fresh Python process that loads the code
 location (about 3 s on a small machine) before its step runs.
 
-This module sits in ``sync/`` beside the ingest benchmark and imports no Dagster itself: the
-processes and the Dagster instance are driven through :mod:`qb_pipelines.demo` (the top-level
-orchestration, imported when measuring).
+Tooling (``bench/``): it starts processes and drives Dagster through the demo's pieces; no product
+layer imports it.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import shutil
 import statistics
 import tempfile
@@ -36,6 +37,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
+
+from qb_pipelines.demo.config import DEMO_TENANT, DemoError
+from qb_pipelines.demo.instance import (
+    open_instance,
+    process_environment,
+    skip_report_backlog,
+    wait_for_daemon,
+    wait_for_runs,
+    webhook_runs,
+)
+from qb_pipelines.demo.landing import land_in_process
+from qb_pipelines.demo.stack import Stack, headless_stack
+from qb_pipelines.demo.warehouse import row_sync_token
+from qb_pipelines.devtools.ports import free_port
+from qb_pipelines.devtools.processes import SupervisedProcess
+from qb_pipelines.devtools.services import run_daemon_process
+from qb_pipelines.qbo.emulator_control import EmulatorControl
+from qb_pipelines.store.db import make_engine
+from qb_pipelines.store.warehouse import tables_for
 
 __all__ = ["SPACING_S", "measure", "percentile"]
 
@@ -70,45 +92,40 @@ def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_
         ``webhook_runs`` (runs the sensor launched).
 
     Raises:
-        qb_pipelines.demo.DemoError: a process did not start or a setup step failed.
+        qb_pipelines.demo.config.DemoError: a setup step failed, or the daemon died while timing.
+        qb_pipelines.devtools.processes.ProcessError: a process did not start.
     """
-    import secrets
-
-    import sqlalchemy as sa
-
-    from qb_pipelines import demo
-    from qb_pipelines.emulator.server import free_port
-    from qb_pipelines.store.db import make_engine
-    from qb_pipelines.store.warehouse import tables_for
-
     root = Path(tempfile.mkdtemp(prefix="qbp-webhook-latency-"))
-    tenant = f"latency{secrets.token_hex(3)}" if database_url else demo.DEMO_TENANT
+    tenant = f"latency{secrets.token_hex(3)}" if database_url else DEMO_TENANT
     try:
-        with demo.headless_stack(root, port=free_port(), web_port=free_port(), out=out, database_url=database_url,
-                                 tenant_key=tenant) as stack, \
-                demo.process_environment(stack.env), \
-                demo.open_instance(stack.dagster_home) as instance:
+        with headless_stack(root, port=free_port(), web_port=free_port(), out=out, database_url=database_url,
+                            tenant_key=tenant) as stack, \
+                process_environment(stack.env), \
+                open_instance(stack.dagster_home) as instance:
             company = stack.connected.company_key
-            load = demo.land_in_process(instance, company, out, with_reports=False, with_checks=False)
+            load = land_in_process(instance, company, out, with_reports=False, with_checks=False)
             if not load.ok:
-                raise demo.DemoError("; ".join(load.failures))
-            demo.skip_report_backlog(instance, stack.env, root)
+                raise DemoError("; ".join(load.failures))
+            skip_report_backlog(instance, stack.env, root)
             engine = make_engine(stack.env["QB_DATABASE_URL"])
-            customers_table, _ = tables_for("Customer")
-            with engine.connect() as conn:
-                ids = [r[0] for r in conn.execute(
-                    sa.select(customers_table.c.id).where(customers_table.c.company_key == company,
-                                                          customers_table.c.is_deleted.is_(False))
-                    .order_by(customers_table.c.id))]
-            if not ids:
-                raise demo.DemoError(f"company {company} landed no customer to change")
-            with demo.run_daemon_process(stack.env, root, root / "daemon.log") as daemon:
-                waited = demo.wait_for_daemon(instance, daemon)
-                out(f"dagster-daemon up after {waited:.1f} s; timing {n_changes} changes, one every {spacing_s} s ...")
-                samples = _time_changes(stack, engine, company, ids, n_changes, spacing_s, out)
-                runs = len(demo.webhook_runs(instance, company))
-                demo.wait_for_runs(instance)  # the last runs finish before their Dagster home goes
-            engine.dispose()
+            try:
+                customers_table, _ = tables_for("Customer")
+                with engine.connect() as conn:
+                    ids = [r[0] for r in conn.execute(
+                        sa.select(customers_table.c.id).where(customers_table.c.company_key == company,
+                                                              customers_table.c.is_deleted.is_(False))
+                        .order_by(customers_table.c.id))]
+                if not ids:
+                    raise DemoError(f"company {company} landed no customer to change")
+                with run_daemon_process(stack.env, root, root / "daemon.log") as daemon:
+                    waited = wait_for_daemon(instance, daemon)
+                    out(f"dagster-daemon up after {waited:.1f} s; timing {n_changes} changes, "
+                        f"one every {spacing_s} s ...")
+                    samples = _time_changes(stack, daemon, engine, company, ids, n_changes, spacing_s, out)
+                    runs = len(webhook_runs(instance, company))
+                    wait_for_runs(instance)  # the last runs finish before their Dagster home goes
+            finally:
+                engine.dispose()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     arrived = [s for s in samples if s is not None]
@@ -125,11 +142,13 @@ def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_
     return result
 
 
-def _time_changes(stack: Any, engine: Any, company: str, ids: list[str], n: int, spacing_s: float,
-                  out: Callable[[str], Any]) -> list[float | None]:
-    """Make ``n`` changes, ``spacing_s`` apart, while a watcher times each one's arrival."""
-    from qb_pipelines import demo
+def _time_changes(stack: Stack, daemon: SupervisedProcess, engine: Any, company: str, ids: list[str], n: int,
+                  spacing_s: float, out: Callable[[str], Any]) -> list[float | None]:
+    """Make ``n`` changes, ``spacing_s`` apart, while a watcher times each one's arrival.
 
+    Raises:
+        DemoError: the daemon died while changes were still travelling (none could arrive).
+    """
     pending: dict[int, tuple[str, str, float]] = {}  # change -> (customer id, new SyncToken, made at)
     samples: list[float | None] = [None] * n
     lock = threading.Lock()
@@ -145,7 +164,7 @@ def _time_changes(stack: Any, engine: Any, company: str, ids: list[str], n: int,
                     with lock:
                         pending.pop(index, None)
                     continue
-                current = demo.row_sync_token(engine, "Customer", company, customer_id)
+                current = row_sync_token(engine, "Customer", company, customer_id)
                 if current is not None and int(current) >= int(token):
                     with lock:
                         if pending.pop(index, None) is not None:
@@ -154,18 +173,32 @@ def _time_changes(stack: Any, engine: Any, company: str, ids: list[str], n: int,
 
     watcher = threading.Thread(target=watch, name="latency-watch", daemon=True)
     watcher.start()
+
+    def check_daemon() -> None:
+        if not daemon.alive():
+            raise DemoError(daemon.exit_report(f"while timing changes ({len(pending)} still travelling)"))
+
     try:
-        for index in range(n):
-            customer_id = ids[index % len(ids)]
-            made_at = time.monotonic()
-            changed = demo.act(stack.emulator_url, stack.connected.realm_id, "Customer", "update",
-                               {"Id": customer_id, "Notes": f"latency probe {index}"})
-            with lock:
-                pending[index] = (customer_id, str(changed["SyncToken"]), made_at)
-            time.sleep(spacing_s)
+        with EmulatorControl(stack.emulator_url) as control:
+            for index in range(n):
+                check_daemon()
+                customer_id = ids[index % len(ids)]
+                made_at = time.monotonic()
+                changed = control.act(stack.connected.realm_id, "Customer", "update",
+                                      {"Id": customer_id, "Notes": f"latency probe {index}"})["Customer"]
+                with lock:
+                    pending[index] = (customer_id, str(changed["SyncToken"]), made_at)
+                time.sleep(spacing_s)
+        done.set()  # no more changes: the watcher ends once the last one arrived or timed out
+        while watcher.is_alive():
+            check_daemon()  # a dead daemon carries nothing more: fail now, not after the timeouts
+            watcher.join(timeout=0.5)
     finally:
         done.set()
-        watcher.join(timeout=SAMPLE_TIMEOUT_S + 5)
+        if watcher.is_alive():  # failed or interrupted: nothing more will be timed
+            with lock:
+                pending.clear()
+        watcher.join(timeout=5)
     lost = [i for i, s in enumerate(samples) if s is None]
     if lost:
         out(f"  {len(lost)} changes never reached the warehouse within {SAMPLE_TIMEOUT_S:.0f} s: {lost}")

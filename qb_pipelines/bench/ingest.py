@@ -5,7 +5,8 @@ and why these figures (issue 4 targets, on a 2-core machine, into PostgreSQL: >=
 per second with their lines, API calls within 1% of N/1000 per entity, peak RSS < 500 MB at
 1,000,000 invoices, an incremental run after 100 changes in < 5 s and <= 2 API calls):
 
-* **The emulator runs in its own process** (``qb-pipelines emulator serve --data-file``), so the
+* **The emulator runs in its own process** (``qb-pipelines emulator serve --data-file``, supervised
+  by :func:`qb_pipelines.devtools.services.run_emulator_process`), so the
   peak RSS measured is the ingest process alone (the landing code, the client, the database
   driver), not the emulator's SQLite cache; it also gives the emulator its own core, as Intuit's
   servers are not on our machine. The company is seeded through the control API
@@ -24,32 +25,30 @@ per second with their lines, API calls within 1% of N/1000 per entity, peak RSS 
   updates, 10 voids, 10 new invoices), then ``land()`` over every entity: its wall time and
   API calls (one CDC call, one batch for the entities CDC does not cover).
 
-Webhook latency is measured through the Dagster daemon by the Dagster layer's bench; the keys
-``webhook_p50_s`` and ``webhook_p95_s`` are ``None`` here.
+Webhook latency is measured through the Dagster daemon by :mod:`qb_pipelines.bench.webhook_latency`
+(``bench ingest`` runs both); the keys ``webhook_p50_s`` and ``webhook_p95_s`` are ``None`` here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import resource
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 
+from qb_pipelines.devtools.ports import free_port
+from qb_pipelines.devtools.services import run_emulator_process
 from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine, migrate
 from qb_pipelines.store.warehouse import WarehouseWriter, metadata
@@ -90,70 +89,27 @@ class _RssSampler:
         self.peak = max(self.peak, self._process.memory_info().rss)
 
 
-def _cli() -> list[str]:
-    script = Path(sys.executable).parent / "qb-pipelines"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from qb_pipelines.cli import main; main()"]
-
-
-@contextlib.contextmanager
-def _emulator(data_file: str, out: Callable[[str], Any]) -> Iterator[str]:
-    """``qb-pipelines emulator serve`` in a subprocess on a free port; yields its URL."""
-    from qb_pipelines.emulator.server import free_port
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([*_cli(), "emulator", "serve", "--port", str(port), "--data-file", data_file],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/_emulator/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
-                raise RuntimeError(f"the emulator did not start on {url}: {err}")
-            time.sleep(0.2)
-        out(f"emulator (pid {proc.pid}) serving {data_file} at {url}")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _bench_company(url: str, invoices: int, out: Callable[[str], Any]) -> str:
-    for company in requests.get(f"{url}/_emulator/companies", timeout=30).json():
+def _bench_company(control: EmulatorControl, invoices: int, out: Callable[[str], Any]) -> str:
+    for company in control.companies():
         if company["name"] != BENCH_COMPANY:
             continue
-        counts = requests.get(f"{url}/_emulator/companies/{company['realmId']}/counts", timeout=120).json()
+        counts = control.counts(company["realmId"])
         # a previous run's changes added a few invoices: still the same company
         if invoices <= counts.get("Invoice", {}).get("active", 0) <= invoices + 10 * CHANGES:
             out(f"reusing the bench company {company['realmId']} ({invoices:,} invoices)")
             return company["realmId"]
     out(f"seeding {invoices:,} invoices (with customers, items and payments) in the emulator ...")
     t0 = time.perf_counter()
-    realm = requests.post(f"{url}/_emulator/companies", json={"name": BENCH_COMPANY}, timeout=30).json()["realmId"]
-    resp = requests.post(f"{url}/_emulator/companies/{realm}/seed", json={"invoices": invoices, "seed": 1},
-                         timeout=None)
-    resp.raise_for_status()
-    out(f"seeded in {time.perf_counter() - t0:.1f} s: {resp.json()}")
+    realm = control.create_company(BENCH_COMPANY)["realmId"]
+    summary = control.seed_company(realm, invoices, seed=1)
+    out(f"seeded in {time.perf_counter() - t0:.1f} s: {summary}")
     return realm
 
 
-def _changes(url: str, realm: str, client: QBOClient) -> None:
+def _changes(control: EmulatorControl, realm: str, client: QBOClient) -> None:
     """100 changes as a QuickBooks user: invoice updates, customer updates, voids and new invoices."""
     def act(entity: str, operation: str, body: dict) -> None:
-        r = requests.post(f"{url}/_emulator/companies/{realm}/act",
-                          json={"entity": entity, "operation": operation, "body": body}, timeout=60)
-        if r.status_code != 200:
-            raise RuntimeError(f"act {entity} {operation} failed: {r.text[:300]}")
+        control.act(realm, entity, operation, body)
 
     invoices = client.query("SELECT * FROM Invoice ORDERBY Id DESC MAXRESULTS 200").get("Invoice", [])
     open_ones = [i for i in invoices if not i.get("LinkedTxn")]
@@ -206,9 +162,11 @@ def run(invoices: int, database_url: str | None = None, out: Callable[[str], Any
         # the same migrations as production, so the webhook-latency stage can reuse this database
         migrate(engine)
         writer = WarehouseWriter(engine)
-        with _emulator(emulator_file, out) as url:
-            realm = _bench_company(url, invoices, out)
-            client = QBOClient(realm, EmulatorControlTokens(url, realm), environment("emulator", emulator_url=url))
+        # In its own process and session: stopped with all it started however the bench ends.
+        with run_emulator_process(free_port(), data_file=emulator_file) as emu, emu.control() as control:
+            out(f"emulator (pid {emu.process.pid}) serving {emulator_file} at {emu.url}")
+            realm = _bench_company(control, invoices, out)
+            client = QBOClient(realm, control.token_source(realm), environment("emulator", emulator_url=emu.url))
             marks: dict[str, float] = {}
 
             def progress(event: dict) -> None:
@@ -240,7 +198,7 @@ def run(invoices: int, database_url: str | None = None, out: Callable[[str], Any
                 f"(Invoice {by_entity.get('Invoice')} for an ideal {ideal.get('Invoice')}); "
                 f"peak RSS {sampler.peak / 2**20:,.0f} MB during the load, {_peak_rss_mb():,.0f} MB overall")
 
-            _changes(url, realm, client)
+            _changes(control, realm, client)
             t1 = time.perf_counter()
             incremental = land(client, writer, company_key)
             incremental_s = time.perf_counter() - t1

@@ -18,8 +18,10 @@ What it measures, and why these figures:
 The server runs in this process (``server.start_in_thread``) and shares the interpreter with the
 client, so the serving figure is a floor: a client in its own process leaves the server a whole
 core. QBO's 500-requests-per-minute throttle is switched off for the run (``POST
-/_emulator/limits {"enabled": false}``): the bench measures the emulator, not the throttle (under
-it, 1000-row pages cap any client at 500,000 invoices a minute, about 8,300 a second).
+/_emulator/limits {"enabled": false}``, sent by
+:class:`~qb_pipelines.qbo.emulator_control.EmulatorControl`): the bench measures the emulator,
+not the throttle (under it, 1000-row pages cap any client at 500,000 invoices a minute, about
+8,300 a second).
 
 Companies above 50,000 invoices go to a temporary SQLite file (removed afterwards) unless
 ``data_file`` is given; a ``data_file`` that already holds the bench company with the requested
@@ -44,6 +46,7 @@ import requests
 from qb_pipelines.emulator import seed as seeding
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import start_in_thread
+from qb_pipelines.qbo.emulator_control import EmulatorControl, EmulatorControlError
 
 BENCH_COMPANY = "Bench Landscaping Co"
 FILE_BACKED_ABOVE = 50_000
@@ -83,14 +86,6 @@ def _existing_bench_company(emu: Emulator, invoices: int) -> str | None:
         if count == invoices:
             return company["realmId"]
     return None
-
-
-def _access_token(url: str, emu: Emulator, realm: str) -> str:
-    """A bearer token from the control API, or straight from the OAuth server when it is not routed."""
-    r = requests.post(f"{url}/_emulator/companies/{realm}/tokens", timeout=30)
-    if r.status_code == 200:
-        return r.json()["access_token"]
-    return emu.oauth.issue_tokens_for(realm)["access_token"]
 
 
 def run(invoices: int = 100_000, page_size: int = 1000, data_file: str | None = None,
@@ -140,12 +135,15 @@ def run(invoices: int = 100_000, page_size: int = 1000, data_file: str | None = 
 
         running = start_in_thread(emu)
         base = running.url
-        limits = requests.post(f"{base}/_emulator/limits", json={"enabled": False}, timeout=30)
-        if limits.status_code != 200:
-            out(f"could not lift the throttle ({limits.status_code}); pages may be refused with 429")
+        control = EmulatorControl(base)
+        try:
+            control.set_limits({"enabled": False})
+        except EmulatorControlError as exc:
+            out(f"could not lift the throttle ({exc.status}); pages may be refused with 429")
         session = requests.Session()
-        session.headers.update({"Authorization": f"Bearer {_access_token(base, emu, realm)}",
+        session.headers.update({"Authorization": f"Bearer {control.tokens(realm)['access_token']}",
                                 "Accept": "application/json"})
+        control.close()
         query_url = f"{base}/v3/company/{realm}/query"
 
         def fetch(text: str) -> bytes:

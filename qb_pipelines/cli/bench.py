@@ -1,0 +1,48 @@
+"""``qb-pipelines bench ...``: benchmarks that print figures, the last line one JSON object."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from qb_pipelines.demo.config import DemoError
+from qb_pipelines.devtools.processes import ProcessError, stop_all
+from qb_pipelines.devtools.signals import interrupt_on_signals
+
+__all__ = ["bench_group"]
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Benchmarks: they print figures, the last line one JSON object."""
+
+
+@bench_group.command("ingest")
+@click.option("--invoices", type=int, required=True, help="Invoices in the bench company (customers, items, payments in proportion).")
+@click.option("--database-url", default=None, help="Warehouse URL (the targets are for PostgreSQL); temporary SQLite by default.")
+@click.option("--webhook-changes", type=int, default=20, show_default=True,
+              help="Changes timed from QuickBooks to the warehouse through the Dagster daemon (0 skips it).")
+@click.option("--data-file", type=click.Path(dir_okay=False), default=None,
+              help="Emulator SQLite file for the bench company (reused when it holds it already).")
+def bench_ingest(invoices: int, database_url: str | None, webhook_changes: int, data_file: str | None) -> None:
+    """Full load, incremental run and webhook-to-warehouse latency of a company of N invoices.
+
+    Prints invoices_per_s, api_calls, peak_rss_mb, incremental_s, incremental_api_calls,
+    webhook_p50_s and webhook_p95_s (and more) as the last line, one JSON object. Ctrl-C or
+    SIGTERM stops it and every process it started.
+    """
+    from qb_pipelines.bench import ingest
+
+    with interrupt_on_signals():
+        try:
+            result = ingest.run(invoices, database_url, out=click.echo, data_file=data_file)
+            if webhook_changes > 0:
+                from qb_pipelines.bench.webhook_latency import measure
+
+                result.update(measure(webhook_changes, out=click.echo, database_url=database_url))
+        except (DemoError, ProcessError) as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            stop_all()
+    click.echo(json.dumps(result, sort_keys=True))
