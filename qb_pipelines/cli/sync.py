@@ -34,6 +34,7 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     from qb_pipelines.config import SettingsError
     from qb_pipelines.qbo.errors import QBOError
     from qb_pipelines.sync.companies import UnknownCompanyError
+    from qb_pipelines.sync.feed import FeedRecorder
     from qb_pipelines.sync.ingest import land
     from qb_pipelines.sync.runtime import Runtime
 
@@ -59,7 +60,9 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
                    + ("full refresh" if full else "incremental") + (f" of {', '.join(wanted)}" if wanted else ""))
         progress = _SyncProgress(sys.stdout.isatty())
         try:
-            result = land(client, runtime.warehouse, company.key, wanted, full=full, progress=progress)
+            feed = FeedRecorder(runtime, company)
+            result = land(client, runtime.warehouse, company.key, wanted, full=full, progress=progress,
+                          on_changes=feed)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         except QBOError as exc:

@@ -35,6 +35,7 @@ from qb_pipelines.qbo.errors import QBOError
 from qb_pipelines.store.warehouse import snake
 from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.failures import needs_admin, next_step
+from qb_pipelines.sync.feed import FeedRecorder
 from qb_pipelines.sync.ingest import LandResult, land
 
 RAW_GROUP = "qbo_raw"
@@ -171,9 +172,16 @@ def qbo_raw_entities(
 
     context.log.info("%s: landing %d entities (%s)", company, len(entities),
                      "full refresh" if config.full_refresh else "incremental")
+    feed = FeedRecorder(qbo.runtime(), qbo.company(company))
     with company_failures(company):
         result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
-                      page_size=config.page_size, progress=progress, run_id=context.run.run_id)
+                      page_size=config.page_size, progress=progress, run_id=context.run.run_id, on_changes=feed)
+    if feed.stats.entries or feed.stats.echoes:
+        context.log.info("%s: told the app %d changes (%s); %d echoes of the integration's own writes skipped",
+                         company, feed.stats.entries, json.dumps(feed.stats.by_entity), feed.stats.echoes)
     context.log.info("%s: %s", company, json.dumps({k: v for k, v in result.as_dict().items() if k != "entities"}))
     for entity in entities:
-        yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=entity_metadata(result, entity))
+        meta = entity_metadata(result, entity)
+        if feed.wants(entity):
+            meta["feed_entries"] = feed.stats.by_entity.get(entity, 0)
+        yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=meta)

@@ -300,3 +300,62 @@ class ConnectionEvent(Base):
 
     def __repr__(self) -> str:
         return f"ConnectionEvent(tenant_id={self.tenant_id!r}, kind={self.kind!r}, at={self.at!r})"
+
+
+class FeedEntry(Base):
+    """One change made in QuickBooks, told to the app in its own vocabulary (the change feed).
+
+    Entries are appended by landing runs, in the order QuickBooks' changes landed; ``seq`` is the
+    cursor an app (or the callback deliverer) reads after. See :mod:`qb_pipelines.store.feed`.
+    """
+
+    __tablename__ = "qb_change_feed"
+    __table_args__ = (
+        sa.Index("ix_qb_change_feed_tenant_seq", "tenant_id", "seq"),
+        sa.Index("ix_qb_change_feed_object", "tenant_id", "entity", "qbo_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("qb_tenants.id", ondelete="CASCADE"))
+    realm_id: Mapped[str] = mapped_column(sa.String(32))
+    entity: Mapped[str] = mapped_column(sa.String(64))
+    #: ``upsert``, ``delete``, ``void`` or ``merge``.
+    op: Mapped[str] = mapped_column(sa.String(16))
+    app_id: Mapped[str | None] = mapped_column(sa.String(255))
+    qbo_id: Mapped[str] = mapped_column(sa.String(64))
+    #: The record in the app's vocabulary (for a merge: ``{"into_qbo_id", "into_app_id"}``).
+    data: Mapped[dict[str, Any] | None]
+    #: QBO's SyncToken of the change (a repeated landing of the same version adds nothing).
+    sync_token: Mapped[str | None] = mapped_column(sa.String(32))
+    #: When the change was made in QuickBooks (MetaData.LastUpdatedTime).
+    at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"FeedEntry(#{self.seq} {self.entity} {self.op} qbo {self.qbo_id!r} app {self.app_id!r})"
+
+
+class FeedCallback(Base):
+    """A tenant's signed callback: where the feed is POSTed, and how far delivery got."""
+
+    __tablename__ = "qb_feed_callbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("qb_tenants.id", ondelete="CASCADE"), unique=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    #: The HMAC key, Fernet-encrypted like the tokens.
+    secret_enc: Mapped[str] = mapped_column(sa.Text)
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    #: The last feed ``seq`` the app acknowledged (2xx).
+    cursor: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"FeedCallback(tenant_id={self.tenant_id!r}, cursor={self.cursor!r}, enabled={self.enabled!r})"

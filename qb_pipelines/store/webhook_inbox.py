@@ -319,6 +319,18 @@ class WebhookInbox:
             for r in rows
         ]
 
+    def merge_survivor(self, realm_id: str, entity: str, deleted_id: str) -> str | None:
+        """The Id a merged-away object was merged into, when a Merge webhook said so (else ``None``).
+
+        CDC shows the loser of a merge only as deleted; the Merge notification names both sides.
+        """
+        t = self._table
+        with self._sf() as session:
+            found = session.execute(sa.select(t.c.entity_id).where(
+                t.c.realm_id == str(realm_id), t.c.entity == entity, t.c.operation == "Merge",
+                t.c.deleted_id == str(deleted_id)).order_by(t.c.seq.desc()).limit(1)).scalar_one_or_none()
+            return str(found) if found is not None else None
+
     def latest_seq(self) -> int:
         """The newest ``seq`` in the inbox, ``0`` when it is empty (a cursor that starts "from now")."""
         with self._sf() as session:

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.client import QBOClient
@@ -225,6 +225,7 @@ def land(
     now: Callable[[], datetime] = _utcnow,
     resume: bool = True,
     run_id: str | None = None,
+    on_changes: ChangeHook | None = None,
 ) -> LandResult:
     """Land a company's QuickBooks entities in the warehouse (see the module docstring).
 
@@ -245,6 +246,9 @@ def land(
         now: QBO's current time (aware).
         resume: resume a crashed full refresh from its last committed page instead of restarting.
         run_id: recorded with full-refresh progress (the Dagster run id).
+        on_changes: told ``(entity, live objects, tombstones)`` after each commit, for the
+            entities its ``wants(entity)`` accepts (the change feed,
+            :class:`qb_pipelines.sync.feed.FeedRecorder`); ``None`` keeps the landing as it was.
 
     Returns:
         Per-entity counts, API calls, cursors and the report months touched.
@@ -283,23 +287,37 @@ def land(
 
     cdc_plans = [p for p in plans if p.kind == "cdc"]
     if cdc_plans:
-        expired = _land_cdc(client, writer, company_key, cdc_plans, cursors, result, progress, clock)
+        expired = _land_cdc(client, writer, company_key, cdc_plans, cursors, result, progress, clock, on_changes)
         for plan in expired:
             plan.kind, plan.mode = "full", MODE_FULL_EXPIRED
             plan.reason = "QuickBooks refused the CDC window as older than its 30-day look-back"
             result.entities[plan.entity.name] = EntityResult(plan.entity.name, plan.mode, plan.reason)
     small = [p for p in plans if p.kind == "small"]
     if small:
-        too_big = _land_small(client, writer, company_key, small, result, progress, clock)
+        too_big = _land_small(client, writer, company_key, small, result, progress, clock, on_changes)
         for plan in too_big:
             plan.kind = "full"
     for plan in plans:
         if plan.kind == "full":
-            _full_refresh(client, writer, company_key, plan, result, progress, clock, page_size, resume, run_id)
+            _full_refresh(client, writer, company_key, plan, result, progress, clock, page_size, resume, run_id,
+                          on_changes)
 
     result.api_calls = client.stats.api_calls - calls_at_start
     result.finished_at = clock()
     return result
+
+
+class ChangeHook(Protocol):
+    """Told what a landing committed (see ``land(on_changes=...)``)."""
+
+    def wants(self, entity: str) -> bool: ...
+
+    def __call__(self, entity: str, live: Sequence[dict], tombstones: Sequence[dict]) -> None: ...
+
+
+def _tell(hook: ChangeHook | None, entity: str, live: Sequence[dict], tombstones: Sequence[dict] = ()) -> None:
+    if hook is not None and (live or tombstones) and hook.wants(entity):
+        hook(entity, live, tombstones)
 
 
 def _notify(progress: Callable[[dict[str, Any]], Any] | None, **event: Any) -> None:
@@ -309,7 +327,7 @@ def _notify(progress: Callable[[dict[str, Any]], Any] | None, **event: Any) -> N
 
 def _land_cdc(client: QBOClient, writer: WarehouseWriter, company_key: str, plans: list[_Plan],
               cursors: dict, result: LandResult, progress: Callable | None,
-              clock: Callable[[], datetime]) -> list[_Plan]:
+              clock: Callable[[], datetime], hook: ChangeHook | None = None) -> list[_Plan]:
     """One CDC call for every plan; returns the plans QBO refused as too old (to refresh in full)."""
     since = min(cursors[p.entity.name].cdc_cursor for p in plans)
     started = clock()
@@ -338,6 +356,9 @@ def _land_cdc(client: QBOClient, writer: WarehouseWriter, company_key: str, plan
             entity_result.api_calls += calls
             entity_result.pages += calls
     for plan in plans:
+        objects = changes.get(plan.entity.name, [])
+        _tell(hook, plan.entity.name, [o for o in objects if o.get("status") != "Deleted"],
+              [o for o in objects if o.get("status") == "Deleted"])
         r = result.entities[plan.entity.name]
         _notify(progress, entity=plan.entity.name, mode=r.mode, page=1, rows=r.inserted + r.updated + r.deleted,
                 rows_done=r.inserted + r.updated + r.deleted, start_position=None)
@@ -345,7 +366,8 @@ def _land_cdc(client: QBOClient, writer: WarehouseWriter, company_key: str, plan
 
 
 def _land_small(client: QBOClient, writer: WarehouseWriter, company_key: str, plans: list[_Plan],
-                result: LandResult, progress: Callable | None, clock: Callable[[], datetime]) -> list[_Plan]:
+                result: LandResult, progress: Callable | None, clock: Callable[[], datetime],
+                hook: ChangeHook | None = None) -> list[_Plan]:
     """Re-read small entities without CDC in one batch call; returns those too big for one page."""
     items = []
     for plan in plans:
@@ -377,6 +399,7 @@ def _land_small(client: QBOClient, writer: WarehouseWriter, company_key: str, pl
             writer.save_cursor(conn, company_key, name, cdc_cursor=None, full_refresh_at=stamp, now=stamp)
         entity_result._add(stats)
         result.touched_months |= {(company_key, m) for m in stats.touched_months}
+        _tell(hook, name, rows, [{"Id": i} for i in gone])
         _notify(progress, entity=name, mode=entity_result.mode, page=1, rows=len(rows), rows_done=len(rows),
                 start_position=None)
     return too_big
@@ -417,7 +440,7 @@ def _pages(client: QBOClient, entity: EntityDef, start: int, page_size: int) -> 
 
 def _full_refresh(client: QBOClient, writer: WarehouseWriter, company_key: str, plan: _Plan, result: LandResult,
                   progress: Callable | None, clock: Callable[[], datetime], page_size: int, resume: bool,
-                  run_id: str) -> None:
+                  run_id: str, hook: ChangeHook | None = None) -> None:
     """Page through every object of one entity, commit page by page, then sweep hard deletes."""
     ent = plan.entity
     name = ent.name
@@ -450,18 +473,22 @@ def _full_refresh(client: QBOClient, writer: WarehouseWriter, company_key: str, 
             batch.assume_new = False
             return commit(batch, next_position, done, stamp)
 
-    def finish(inflight: tuple[Future, int, int, int]) -> None:
-        future, count, next_position, done = inflight
+    told = hook is not None and hook.wants(name)
+
+    def finish(inflight: tuple[Future, int, int, int, list[dict] | None]) -> None:
+        future, count, next_position, done, page = inflight
         stats = future.result()
         entity_result._add(stats)
         result.touched_months |= {(company_key, m) for m in stats.touched_months}
+        if page:
+            _tell(hook, name, page)
         _notify(progress, entity=name, mode=entity_result.mode, page=entity_result.pages, rows=count,
                 rows_done=done, start_position=next_position)
 
     # A first load into an empty table needs no lookup of stored rows (the common big case).
     first_load = entity_result.resumed_from is None and not writer.has_rows(ent, company_key)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"warehouse-{name}") as pool:
-        inflight: tuple[Future, int, int, int] | None = None
+        inflight: tuple[Future, int, int, int, list[dict] | None] | None = None
         for position, rows in _pages(client, ent, start, page_size):
             stamp = clock()
             batch = writer.prepare_batch(ent, company_key, rows, synced_at=stamp, assume_new=first_load)
@@ -470,7 +497,7 @@ def _full_refresh(client: QBOClient, writer: WarehouseWriter, company_key: str, 
             entity_result.pages += 1
             rows_done += len(rows)
             inflight = (pool.submit(commit, batch, position + len(rows), rows_done, stamp), len(rows),
-                        position + len(rows), rows_done)
+                        position + len(rows), rows_done, rows if told else None)
         if inflight is not None:
             finish(inflight)
 
@@ -497,6 +524,7 @@ def _full_refresh(client: QBOClient, writer: WarehouseWriter, company_key: str, 
         writer.clear_progress(conn, company_key, name)
     entity_result._add(stats)
     result.touched_months |= {(company_key, m) for m in stats.touched_months}
+    _tell(hook, name, found, [{"Id": i} for i in gone])
     entity_result.cursor = cursor
     entity_result.api_calls += client.stats.api_calls - calls_at_start
     if gone:

@@ -9,7 +9,7 @@ when a process, a run or a command starts, never at import) and owns:
   latest schema when opened;
 * the store's repositories: tenants, connections (state, tokens), per-tenant sync settings,
   app <-> QBO mappings, metered API usage, admin users, the webhook inbox, the outbox of app
-  changes and the records API's keys;
+  changes, the records API's keys and the change feed back to the app;
 * the warehouse writer the landing uses;
 * each company's :class:`~qb_pipelines.qbo.client.QBOClient` (:meth:`Runtime.client_for`): tokens
   from the store (refreshed single-flight across processes), the environment the company was
@@ -34,6 +34,7 @@ from qb_pipelines.store.api_keys import ApiKeyStore
 from qb_pipelines.store.connections import ConnectionStore
 from qb_pipelines.store.crypto import SecretBox
 from qb_pipelines.store.db import make_engine, migrate, session_factory
+from qb_pipelines.store.feed import FeedStore
 from qb_pipelines.store.mappings import MappingStore
 from qb_pipelines.store.models import utcnow
 from qb_pipelines.store.outbox import Outbox
@@ -61,7 +62,7 @@ class Runtime:
     Attributes:
         settings: the settings it was built from.
         engine: the store's and warehouse's engine.
-        tenants, connections, tenant_settings, mappings, usage, users, inbox, outbox, api_keys:
+        tenants, connections, tenant_settings, mappings, usage, users, inbox, outbox, api_keys, feed:
             the store's repositories (:mod:`qb_pipelines.store`).
         warehouse: the writer the landing uses.
     """
@@ -75,7 +76,8 @@ class Runtime:
             migrate(self.engine)
         sessions = session_factory(self.engine)
         self.tenants = TenantStore(sessions, clock=clock)
-        self.connections = ConnectionStore(sessions, SecretBox(settings.fernet_key), clock=clock)
+        box = SecretBox(settings.fernet_key)
+        self.connections = ConnectionStore(sessions, box, clock=clock)
         self.tenant_settings = SettingsStore(sessions, clock=clock)
         self.mappings = MappingStore(sessions, clock=clock)
         self.usage = UsageMeter(sessions, clock=clock)
@@ -83,6 +85,7 @@ class Runtime:
         self.inbox = WebhookInbox(sessions)
         self.outbox = Outbox(sessions, clock=clock)
         self.api_keys = ApiKeyStore(sessions, clock=clock)
+        self.feed = FeedStore(sessions, box, clock=clock)
         self.warehouse = WarehouseWriter(self.engine)
 
     def __repr__(self) -> str:

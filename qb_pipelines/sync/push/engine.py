@@ -37,6 +37,7 @@ from qb_pipelines.qbo.errors import (
     ThrottledError,
 )
 from qb_pipelines.store.connection_state import ConnectionUnavailableError
+from qb_pipelines.store.feed import NewEntry
 from qb_pipelines.store.mappings import MappingView
 from qb_pipelines.store.models import utcnow
 from qb_pipelines.store.outbox import OutboxView
@@ -400,6 +401,8 @@ class _Run:
             self.rt.outbox.update([row.id], status=status, reason=reason, qbo_id=mapping.qbo_id, sync_token=token,
                                   realm_id=self.realm, synced_at=utcnow(), payload=merged if decision.dropped else row.payload)
             self.outcome[(entity, row.app_id)] = ("synced", reason)
+            if decision.dropped or (row.review or {}).get("resolved_at"):
+                self._tell_app(entity, row.app_id, obj)
             if decision.dropped:
                 self.result.dropped += 1
             else:
@@ -519,10 +522,20 @@ class _Run:
                               reason=item.note, error_code=None, error_message=None, next_step=None,
                               attempts=row.attempts)
         self.outcome[(entity, row.app_id)] = ("synced", "")
+        if item.note or (row.review or {}).get("resolved_at"):
+            # QuickBooks now holds values the app did not send (kept by policy, or an admin's pick)
+            self._tell_app(entity, row.app_id, obj)
         if item.kind == "create":
             self.result.created += 1
         else:
             self.result.updated += 1
+
+    def _tell_app(self, entity: str, app_id: str, obj: dict[str, Any]) -> None:
+        """Put QuickBooks' values of a record on the change feed: the app must adopt them."""
+        data = from_qbo.feed_values(entity, obj, self._app_ids())
+        self.rt.feed.append(self.tenant, self.realm, [NewEntry(entity, "upsert", str(obj.get("Id")), data, app_id,
+                                                               str(obj.get("SyncToken")), _lut(obj))])
+        self.result.told_app += 1
 
     def _restale(self, entity: str, items: list[_Item], refs: dict) -> list[_Item]:
         """QuickBooks changed these objects since the agreement: re-read them and decide by policy."""

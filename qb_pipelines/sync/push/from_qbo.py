@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["app_values", "comparable"]
+__all__ = ["app_values", "comparable", "document_status", "feed_values", "voided"]
 
 AppIds = Mapping[tuple[str, str], str]
 _ITEM_TYPES = {"Service": "service", "NonInventory": "non_inventory", "Inventory": "inventory"}
@@ -145,3 +145,34 @@ def comparable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [comparable(v) for v in value]
     return value
+
+
+#: Documents whose balance and status the app hears as they change in QuickBooks.
+DOCUMENTS = ("Invoice", "Estimate", "Bill")
+
+
+def voided(obj: Mapping[str, Any]) -> bool:
+    """QBO voids a document in place: amounts zeroed and "Voided" in its private note."""
+    return "voided" in str(obj.get("PrivateNote") or "").lower() and not float(obj.get("TotalAmt") or 0)
+
+
+def document_status(obj: Mapping[str, Any]) -> str:
+    """``open``, ``partially_paid``, ``paid`` or ``voided`` from a document's TotalAmt and Balance."""
+    if voided(obj):
+        return "voided"
+    total = float(obj.get("TotalAmt") or 0)
+    balance = float(obj.get("Balance", obj.get("TotalAmt")) or 0)
+    if total > 0 and abs(balance) < 0.005:
+        return "paid"
+    if 0.005 <= balance < total - 0.004:
+        return "partially_paid"
+    return "open"
+
+
+def feed_values(entity: str, obj: Mapping[str, Any], app_ids: AppIds) -> dict[str, Any]:
+    """What the change feed tells the app of an object: its values, and a document's totals and status."""
+    data = app_values(entity, obj, app_ids)
+    if entity in DOCUMENTS:
+        data.update(total=obj.get("TotalAmt"), balance=obj.get("Balance", obj.get("TotalAmt")),
+                    status=document_status(obj), doc_number=obj.get("DocNumber"))
+    return data

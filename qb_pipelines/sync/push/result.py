@@ -23,6 +23,7 @@ class PushResult:
         in_flight: rows whose batch got no definite answer (the next run resumes them).
         resumed: rows of batches re-sent from a previous run.
         api_calls, batches, throttled: QuickBooks calls made, batch calls among them, 429s met.
+        told_app: feed entries written because QuickBooks kept values the app did not send.
         batch_seconds: how long each batch call took.
     """
 
@@ -47,6 +48,7 @@ class PushResult:
     api_calls: int = 0
     batches: int = 0
     throttled: int = 0
+    told_app: int = 0
     gate: str | None = None
     batch_seconds: list[float] = field(default_factory=list)
 
@@ -62,7 +64,8 @@ class PushResult:
     def as_dict(self) -> dict[str, Any]:
         """Plain counts (JSON-ready)."""
         keys = ("created", "updated", "matched", "linked", "deleted", "voided", "unchanged", "dropped", "failed",
-                "retrying", "blocked", "review", "waiting", "in_flight", "resumed", "api_calls", "batches", "throttled")
+                "retrying", "blocked", "review", "waiting", "in_flight", "resumed", "api_calls", "batches", "throttled",
+                "told_app")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         out.update(company=self.company_key, written=self.written, seconds=round(self.seconds, 3), gate=self.gate)
         return out
