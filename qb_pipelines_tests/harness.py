@@ -68,7 +68,7 @@ class Connected:
         """Change the company as a QuickBooks user would (the emulator's control API)."""
         with self.control as control:
             answer = control.act(self.realm, entity, operation, body, **extra)
-        return answer[entity] if entity in answer else answer
+        return answer.get(entity, answer)
 
     def read(self, entity: str, obj_id: str) -> dict[str, Any]:
         """QuickBooks' object now."""
