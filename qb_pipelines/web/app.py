@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qb_pipelines.config import SettingsError
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web import integrations, settings_pages, signin
+from qb_pipelines.web.auth import SessionPolicy
 from qb_pipelines.web.config import WebSettings
 from qb_pipelines.web.pages import HERE, redirect
 from qb_pipelines.web.webhooks import intake_middleware
@@ -127,7 +128,8 @@ def create_app(settings: WebSettings, runtime: Runtime | None = None) -> Starlet
     ]
     app = Starlette(routes=routes(), middleware=middleware, exception_handlers={500: _server_error})
     app.state.runtime = runtime
-    app.state.lookup_user = runtime.users.get
+    app.state.settings = settings
+    app.state.session_policy = SessionPolicy.from_settings(settings)
     return app
 
 

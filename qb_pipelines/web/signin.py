@@ -1,7 +1,14 @@
 """Sign-in and sign-out of the admin web app.
 
 ``GET /signin`` shows the form; ``POST /signin`` checks the e-mail and password against the user
-store (:mod:`qb_pipelines.store.users`) and starts a session; ``POST /signout`` ends it.
+store (:mod:`qb_pipelines.store.users`) and starts a server-side session; ``POST /signout`` ends it.
+
+Every attempt first asks the sign-in throttle (:mod:`qb_pipelines.store.signin_throttle`): past 5
+failures of an account (10 of a client address) attempts are slowed down, past 10 (20) locked for
+15 minutes. A refused attempt answers 429 with ``Retry-After`` and the page says how long to
+wait, without checking the password. The client address is the connection's, or the one a
+trusted reverse proxy names in ``X-Forwarded-For`` (uvicorn's ``proxy_headers``, trusting
+``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from qb_pipelines.store.signin_throttle import Refusal
 from qb_pipelines.web import auth
 from qb_pipelines.web.pages import redirect, render, runtime_of
 
@@ -29,7 +37,7 @@ def safe_next(value: str | None) -> str:
 
 
 async def signin_page(request: Request) -> Response:
-    if auth.current_user(request) is not None:
+    if await auth.current_user(request) is not None:
         return redirect("/integrations")
     return render(request, "signin.html", user=None, email="", error=None,
                   next=safe_next(request.query_params.get("next")))
@@ -42,21 +50,32 @@ async def signin_submit(request: Request) -> Response:
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
     runtime = runtime_of(request)
-    user = await run_in_threadpool(runtime.users.authenticate, email, password) if email and password else None
+    back = safe_next(str(form.get("next") or ""))
+    if not email or not password:
+        return render(request, "signin.html", status_code=401, user=None, email=email, error=WRONG_CREDENTIALS,
+                      next=back)
+    address = request.client.host if request.client else "unknown"
+    verdict = await run_in_threadpool(runtime.signin_throttle.claim, email, address)
+    if isinstance(verdict, Refusal):
+        log.warning("sign-in for %s from %s refused: %s %s for %d s", email, address, verdict.scope,
+                    "locked" if verdict.locked else "slowed down", verdict.retry_after_s)
+        return render(request, "signin.html", status_code=429, headers={"Retry-After": str(verdict.retry_after_s)},
+                      user=None, email=email, error=verdict.message, next=back)
+    user = await run_in_threadpool(runtime.users.authenticate, email, password)
     if user is None:
-        log.info("sign-in refused for %s", email or "<empty>")
-        return render(request, "signin.html", status_code=401, user=None, email=email,
-                      error=WRONG_CREDENTIALS, next=safe_next(str(form.get("next") or "")))
-    role = str(getattr(user.role, "value", user.role))
-    auth.sign_in(request, str(user.email), role)
-    log.info("%s signed in (%s)", user.email, role)
-    return redirect(safe_next(str(form.get("next") or "")))
+        log.info("sign-in refused for %s from %s", email, address)
+        return render(request, "signin.html", status_code=401, user=None, email=email, error=WRONG_CREDENTIALS,
+                      next=back)
+    await run_in_threadpool(runtime.signin_throttle.succeeded, verdict)
+    await auth.sign_in(request, user.id)
+    log.info("%s signed in (%s)", user.email, user.role)
+    return redirect(back)
 
 
 async def signout(request: Request) -> Response:
     if not await auth.csrf_ok(request):
         return PlainTextResponse("403 Forbidden: reload the page and try again.", 403)
-    auth.sign_out(request)
+    await auth.sign_out(request)
     return redirect("/signin")
 
 
