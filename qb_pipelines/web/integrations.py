@@ -37,6 +37,35 @@ _TENANT_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DISCONNECTED_TOAST = "Integration disconnected successfully."
 RECONNECTED_TOAST = "QuickBooks Online reconnected."
 
+#: The button that starts each flow again, as the admin sees it: a card that is connected has no
+#: Connect button (Switch lives behind the gear on Settings), an expired one shows Reconnect.
+BUTTONS = {
+    flows.ConnectAction.CONNECT.value: "Connect",
+    flows.ConnectAction.RECONNECT.value: "Reconnect",
+    flows.ConnectAction.SWITCH.value: "Switch QuickBooks Account",
+}
+
+
+def try_again(action: str) -> str:
+    """How to start ``action`` again, e.g. "click Reconnect to try again"."""
+    if action == flows.ConnectAction.SWITCH.value:
+        return "open Settings and click Switch QuickBooks Account (the gear beside Connected Account) to try again"
+    return f"click {BUTTONS.get(action, 'Connect')} to try again"
+
+
+def _for_button(reason: str, action: str) -> str:
+    # The connect flow's messages say "Click Connect"; say the button this flow really came from.
+    if action == flows.ConnectAction.CONNECT.value:
+        return reason
+    return reason.replace("Click Connect", f"Click {BUTTONS.get(action, 'Connect')}")
+
+
+def _failed_page(tenant_key: str, action: str) -> str:
+    # A failed switch leaves the working connection: back to Settings, where the switch lives.
+    if action == flows.ConnectAction.SWITCH.value:
+        return f"/integrations/{tenant_key}/settings"
+    return "/integrations"
+
 
 @auth.login_required
 async def integrations(request: Request) -> Response:
@@ -82,8 +111,9 @@ async def oauth_callback(request: Request) -> Response:
     state = params.get("state") or ""
     if not isinstance(pending, dict) or not state or not hmac.compare_digest(state, str(pending.get("state", ""))):
         log.warning("OAuth callback refused: state does not match this session")
+        hint = try_again(str(pending.get("action") or "")) if isinstance(pending, dict) else try_again("connect")
         failed(request, "The QuickBooks sign-in could not be verified (it was started elsewhere or expired). "
-                        "Click Connect to try again.")
+                        f"{hint[0].upper()}{hint[1:]}.")
         return redirect("/integrations")
     if not request.state.user.can_change:
         return PlainTextResponse("403 Forbidden: only admins connect QuickBooks.", 403)
@@ -92,13 +122,15 @@ async def oauth_callback(request: Request) -> Response:
     error = params.get("error")
     if error:
         log.info("tenant %s: authorization ended with %s", tenant_key, error)
+        unchanged = " Your current connection is unchanged." if action == flows.ConnectAction.SWITCH.value else ""
         if error == "access_denied":
-            reason = ("The authorization was cancelled in QuickBooks. Check your QuickBooks credentials, "
-                      "select a company and click Connect to try again.")
+            reason = (f"The authorization was cancelled in QuickBooks.{unchanged} Check your QuickBooks credentials, "
+                      f"select a company and {try_again(action)}.")
         else:
-            reason = f"QuickBooks answered '{error[:60]}'. Check your QuickBooks credentials and try again."
+            reason = (f"QuickBooks answered '{error[:60]}'.{unchanged} Check your QuickBooks credentials and "
+                      f"{try_again(action)}.")
         failed(request, reason)
-        return redirect("/integrations")
+        return redirect(_failed_page(tenant_key, action))
     try:
         result = await run_in_threadpool(
             flows.complete_connect,
@@ -112,8 +144,8 @@ async def oauth_callback(request: Request) -> Response:
             environment_name=runtime.settings.environment_name,
         )
     except flows.ConnectFlowError as exc:
-        failed(request, exc.reason)
-        return redirect("/integrations")
+        failed(request, _for_button(exc.reason, action))
+        return redirect(_failed_page(tenant_key, action))
     if result.kind == "first" or not result.configured:
         flash(request, toast=f"Connected to {result.company_name}. Complete the Setup Wizard before syncing.")
         return redirect(f"/integrations/{tenant_key}/setup")

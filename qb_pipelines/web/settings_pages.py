@@ -3,13 +3,17 @@
 ``GET/POST /integrations/{tenant}/setup`` (Setup Wizard, first connection) and
 ``GET/POST /integrations/{tenant}/settings`` (Settings, with "Integration Status" and the
 "Switch QuickBooks Account" dialog): the default income account and tax code lists are read
-live from the connected company. ``POST /integrations/{tenant}/mappings-reviewed`` clears the
+live from the connected company. When QuickBooks cannot be reached the page still opens on the
+stored values, the lists marked unavailable (a save must keep the stored account and tax code);
+when the connection itself turns out unusable, back to the card, which now says so. A configured
+tenant's Setup Wizard is its Settings page. ``POST /integrations/{tenant}/mappings-reviewed`` clears the
 "mappings may need review" warning a switch leaves.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,14 +25,34 @@ from qb_pipelines.store.connections import ConnectionState
 from qb_pipelines.sync import connections as flows
 from qb_pipelines.web import auth
 from qb_pipelines.web.cards import build_card
-from qb_pipelines.web.forms import SettingsForm, settings_form_from_store
+from qb_pipelines.web.forms import SettingsForm, settings_form_from_store, stored_choices
 from qb_pipelines.web.pages import flash, not_found, redirect, render, runtime_of, state_value, view_or_none
 
 log = logging.getLogger(__name__)
 
 
-async def _live_lists(request: Request, view: Any) -> tuple[list[flows.Choice], list[flows.Choice]] | Response:
-    """Read the company's income accounts and tax codes now; on failure flip the card and go back."""
+@dataclass(frozen=True)
+class LiveLists:
+    """The income accounts and tax codes to offer, and whether QuickBooks gave them just now.
+
+    Attributes:
+        accounts: Income accounts (live), or the saved one when QuickBooks could not be reached.
+        tax_codes: Tax codes (live), or the saved one.
+        unavailable: Why the live lists could not be read (``None`` when they were).
+    """
+
+    accounts: list[Any]
+    tax_codes: list[Any]
+    unavailable: str | None = None
+
+
+async def _live_lists(request: Request, view: Any, stored: Any) -> LiveLists | Response:
+    """Read the company's income accounts and tax codes now.
+
+    If QuickBooks cannot be reached (5xx, timeouts, throttling after the client's retries) the
+    page still opens on the stored choices, marked unavailable. If the call showed the connection
+    itself is unusable (session expired, refused), the card has changed state: back to it.
+    """
     runtime = runtime_of(request)
 
     def read() -> tuple[list[flows.Choice], list[flows.Choice]]:
@@ -36,10 +60,15 @@ async def _live_lists(request: Request, view: Any) -> tuple[list[flows.Choice], 
         return flows.live_lists(client)
 
     try:
-        return await run_in_threadpool(read)
+        accounts, tax_codes = await run_in_threadpool(read)
+        return LiveLists(accounts, tax_codes)
     except flows.LIVE_CALL_ERRORS as exc:
         message = await run_in_threadpool(flows.record_live_failure, runtime.connections, view.tenant_key, exc)
         log.warning("tenant %s: live call failed (%s)", view.tenant_key, type(exc).__name__)
+        now = await run_in_threadpool(view_or_none, runtime, view.tenant_key)
+        if now is not None and state_value(now) == ConnectionState.CONNECTED.value:
+            accounts, tax_codes = stored_choices(stored)
+            return LiveLists(list(accounts), list(tax_codes), unavailable=message)
         flash(request, banner={"kind": "error", "title": view.tenant_name or view.tenant_key, "text": message})
         return redirect("/integrations")
 
@@ -54,15 +83,20 @@ async def _settings_page(request: Request, mode: str) -> Response:
         flash(request, banner={"kind": "info", "title": "Not connected",
                                "text": "Connect (or reconnect) QuickBooks Online before changing its settings."})
         return redirect("/integrations")
-    lists = await _live_lists(request, view)
+    stored = await run_in_threadpool(runtime.tenant_settings.get, tenant_key)
+    if mode == "setup" and stored is not None and stored.configured:
+        # The wizard is done: its page is Settings now (a POST to it saves as Settings does).
+        if request.method == "GET":
+            return redirect(f"/integrations/{tenant_key}/settings")
+        mode = "settings"
+    lists = await _live_lists(request, view, stored)
     if isinstance(lists, Response):
         return lists
-    accounts, tax_codes = lists
-    stored = await run_in_threadpool(runtime.tenant_settings.get, tenant_key)
     form = settings_form_from_store(stored, view)
     if request.method == "POST":
         posted = await request.form()
-        form = SettingsForm.from_post(posted, accounts, tax_codes, environment=view.environment)
+        form = SettingsForm.from_post(posted, lists.accounts, lists.tax_codes, environment=view.environment,
+                                      live=lists.unavailable is None)
         if not form.errors:
             error = await run_in_threadpool(form.save, runtime.tenant_settings, tenant_key)
             if error is None:
@@ -80,8 +114,9 @@ async def _settings_page(request: Request, mode: str) -> Response:
         mode=mode,
         card=card,
         form=form,
-        accounts=accounts,
-        tax_codes=tax_codes,
+        accounts=lists.accounts,
+        tax_codes=lists.tax_codes,
+        lists_unavailable=lists.unavailable,
         show_switch=request.query_params.get("switch") == "1",
     )
 
