@@ -26,7 +26,17 @@ from starlette.routing import Route
 from qb_pipelines.sync import connections as flows
 from qb_pipelines.web import auth
 from qb_pipelines.web.cards import all_cards
-from qb_pipelines.web.pages import failed, flash, not_found, page_client, redirect, render, runtime_of, view_or_none
+from qb_pipelines.web.pages import (
+    failed,
+    flash,
+    not_found,
+    page_client,
+    read_budget_of,
+    redirect,
+    render,
+    runtime_of,
+    view_or_none,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +79,7 @@ def _failed_page(tenant_key: str, action: str) -> str:
 
 @auth.login_required
 async def integrations(request: Request) -> Response:
-    cards = await run_in_threadpool(all_cards, runtime_of(request))
+    cards = await run_in_threadpool(all_cards, runtime_of(request), read_budget_of(request))
     return render(request, "integrations.html", cards=cards, tenant_error=request.query_params.get("tenant_error"))
 
 

@@ -37,6 +37,11 @@ def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
+def read_budget_of(request: Request) -> int:
+    """The monthly read budget per company the app was configured with (``QB_READ_BUDGET``)."""
+    return int(request.app.state.settings.read_budget)
+
+
 def page_client(runtime: Runtime) -> Callable[..., QBOClient]:
     """QBO clients for pages: fewer retries than a sync, an admin is waiting for the page."""
     return functools.partial(runtime.client, max_retries=2)

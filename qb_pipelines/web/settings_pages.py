@@ -26,7 +26,16 @@ from qb_pipelines.sync import connections as flows
 from qb_pipelines.web import auth
 from qb_pipelines.web.cards import build_card
 from qb_pipelines.web.forms import SettingsForm, settings_form_from_store, stored_choices
-from qb_pipelines.web.pages import flash, not_found, redirect, render, runtime_of, state_value, view_or_none
+from qb_pipelines.web.pages import (
+    flash,
+    not_found,
+    read_budget_of,
+    redirect,
+    render,
+    runtime_of,
+    state_value,
+    view_or_none,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +115,7 @@ async def _settings_page(request: Request, mode: str) -> Response:
                 flash(request, toast="Settings saved.")
                 return redirect(f"/integrations/{tenant_key}/settings")
         log.info("tenant %s: settings refused (%s)", tenant_key, ", ".join(sorted(form.errors)))
-    card = await run_in_threadpool(build_card, runtime, view)
+    card = await run_in_threadpool(build_card, runtime, view, read_budget_of(request))
     return render(
         request,
         "settings.html",
