@@ -154,6 +154,32 @@ def test_one_address_guessing_many_accounts_is_locked_and_its_own_success_does_n
         assert attempt(client, ADMIN_EMAIL, ADMIN_PASSWORD, colleague).status_code == 303
 
 
+def test_an_admin_sees_the_locked_sign_ins_and_unlocks_one_on_the_web(web: WebStack, clock: MovableClock) -> None:
+    with http_client(web) as attacker:
+        fail_until_refused(attacker, clock, VIEWER_EMAIL, ACCOUNT.lock_after, "203.0.113.50")
+        assert attempt(attacker, VIEWER_EMAIL, VIEWER_PASSWORD, "203.0.113.50").status_code == 429
+    with http_client(web) as viewer_elsewhere:
+        assert attempt(viewer_elsewhere, VIEWER_EMAIL, VIEWER_PASSWORD, "198.51.100.1").status_code == 429
+        with http_client(web) as admin:
+            csrf = http_sign_in(admin)
+            page = admin.get("/integrations").text
+            panel = page.split('id="locked-signins"', 1)[1].split("</section>", 1)[0]
+            assert VIEWER_EMAIL in panel and 'data-action="unlock"' in panel
+            form = {"csrf_token": csrf, "scope": "account", "key": VIEWER_EMAIL}
+            resp = admin.post("/signin/unlock", data=form)
+            assert resp.status_code == 303
+            assert f"Sign-ins unlocked for {VIEWER_EMAIL}." in admin.get("/integrations").text
+            assert 'id="locked-signins"' not in admin.get("/integrations").text
+        assert attempt(viewer_elsewhere, VIEWER_EMAIL, VIEWER_PASSWORD, "198.51.100.1").status_code == 303
+        # a viewer sees no panel and cannot unlock anything
+        viewer_page = viewer_elsewhere.get("/integrations").text
+        assert "Locked sign-ins" not in viewer_page
+        viewer_csrf = csrf_of(viewer_page)
+        resp = viewer_elsewhere.post("/signin/unlock", data={"csrf_token": viewer_csrf, "scope": "account",
+                                                             "key": ADMIN_EMAIL})
+        assert resp.status_code == 403
+
+
 # ------------------------------------------------------------------------------------------------
 # server-side sessions
 # ------------------------------------------------------------------------------------------------

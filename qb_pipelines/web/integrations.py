@@ -37,6 +37,7 @@ from qb_pipelines.web.pages import (
     runtime_of,
     view_or_none,
 )
+from qb_pipelines.web.signin import locked_signins
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,11 @@ def _failed_page(tenant_key: str, action: str) -> str:
 
 @auth.login_required
 async def integrations(request: Request) -> Response:
-    cards = await run_in_threadpool(all_cards, runtime_of(request), read_budget_of(request))
-    return render(request, "integrations.html", cards=cards, tenant_error=request.query_params.get("tenant_error"))
+    runtime = runtime_of(request)
+    cards = await run_in_threadpool(all_cards, runtime, read_budget_of(request))
+    locks = await run_in_threadpool(locked_signins, runtime) if request.state.user.can_change else []
+    return render(request, "integrations.html", cards=cards, locks=locks,
+                  tenant_error=request.query_params.get("tenant_error"))
 
 
 @auth.admin_post

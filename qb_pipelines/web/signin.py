@@ -8,7 +8,9 @@ failures of an account (10 of a client address) attempts are slowed down, past 1
 15 minutes. A refused attempt answers 429 with ``Retry-After`` and the page says how long to
 wait, without checking the password. The client address is the connection's, or the one a
 trusted reverse proxy names in ``X-Forwarded-For`` (uvicorn's ``proxy_headers``, trusting
-``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default).
+``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default). Admins see the locked accounts and addresses on
+Accounting Integrations and unlock them there (``POST /signin/unlock``), or with
+``qb-pipelines users unlock``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from qb_pipelines.store.signin_throttle import Refusal
+from qb_pipelines.store.signin_throttle import ACCOUNT, ADDRESS, Refusal
+from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web import auth
-from qb_pipelines.web.pages import redirect, render, runtime_of
+from qb_pipelines.web.pages import flash, redirect, render, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,31 @@ async def signout(request: Request) -> Response:
     return redirect("/signin")
 
 
+def locked_signins(runtime: Runtime) -> list[dict[str, str]]:
+    """The accounts and addresses locked now, for the admins' "Locked sign-ins" panel."""
+    return [{"scope": scope, "key": key, "until": until.strftime("%Y-%m-%d %H:%M UTC")}
+            for scope, key, until in runtime.signin_throttle.locked()]
+
+
+@auth.admin_post
+async def unlock(request: Request) -> Response:
+    form = await request.form()
+    scope, key = str(form.get("scope") or ""), str(form.get("key") or "").strip()
+    if scope not in (ACCOUNT.scope, ADDRESS.scope) or not key:
+        return PlainTextResponse("400 Bad Request: say which account or address to unlock", 400)
+    runtime = runtime_of(request)
+    if scope == ACCOUNT.scope:
+        await run_in_threadpool(runtime.signin_throttle.unlock, key, None)
+    else:
+        await run_in_threadpool(runtime.signin_throttle.unlock, None, key)
+    log.info("%s unlocked sign-ins of %s %s", request.state.user.email, scope, key)
+    flash(request, toast=f"Sign-ins unlocked for {key}.")
+    return redirect("/integrations")
+
+
 routes = [
     Route("/signin", signin_page, methods=["GET"]),
     Route("/signin", signin_submit, methods=["POST"]),
     Route("/signout", signout, methods=["POST"]),
+    Route("/signin/unlock", unlock, methods=["POST"]),
 ]
