@@ -262,3 +262,20 @@ def test_idle_and_absolute_timeouts(web: WebStack, clock: MovableClock) -> None:
         clock.advance(idle - 60)
         resp = client.get("/integrations")
         assert resp.status_code == 303  # never idle, but older than the absolute lifetime
+
+
+def test_the_idle_timeout_and_the_read_budget_are_read_from_the_environment() -> None:
+    from qb_pipelines.config import SettingsError
+    from qb_pipelines.web.config import WebSettings
+
+    env = {"QB_FERNET_KEY": "k" * 44, "QBO_CLIENT_ID": "id", "QBO_CLIENT_SECRET": "secret",
+           "QBO_REDIRECT_URI": "http://127.0.0.1:8000/oauth/callback", "QBO_ENVIRONMENT": "emulator",
+           "QB_SESSION_SECRET": "s" * 48}
+    defaults = WebSettings.from_env(env)
+    assert (defaults.session_idle_s, defaults.session_max_age_s, defaults.read_budget) == (3600, 8 * 3600, 500_000)
+    tuned = WebSettings.from_env({**env, "QB_SESSION_IDLE_MINUTES": "15", "QB_READ_BUDGET": "1_000_000"})
+    assert (tuned.session_idle_s, tuned.read_budget) == (900, 1_000_000)
+    for name, value in (("QB_SESSION_IDLE_MINUTES", "0"), ("QB_SESSION_IDLE_MINUTES", "soon"),
+                        ("QB_READ_BUDGET", "-5"), ("QB_READ_BUDGET", "lots")):
+        with pytest.raises(SettingsError, match=name):
+            WebSettings.from_env({**env, name: value})
