@@ -2,12 +2,10 @@
 
 The pages live in rooms, one module each, every one exporting a ``routes`` list:
 
-=================================== ==========================================================
-:mod:`~qb_pipelines.web.signin`      ``/signin``, ``/signout``
-:mod:`~qb_pipelines.web.integrations` Accounting Integrations: cards, Add tenant, Connect, the
-                                      OAuth callback, Disconnect
-:mod:`~qb_pipelines.web.settings_pages` the Setup Wizard, Settings, "mappings reviewed"
-=================================== ==========================================================
+* :mod:`~qb_pipelines.web.signin`: ``/signin``, ``/signout``, unlocking locked sign-ins;
+* :mod:`~qb_pipelines.web.integrations`: Accounting Integrations (cards, Add tenant, Connect,
+  Reconnect, Switch, the OAuth callback, Disconnect);
+* :mod:`~qb_pipelines.web.settings_pages`: the Setup Wizard, Settings, "mappings reviewed".
 
 :data:`ROOMS` lists them; a new room (a records API, a sync-errors dashboard) is a module with a
 ``routes`` list added there. Shared helpers (templates, banners, redirects) are in
