@@ -131,7 +131,11 @@ def test_every_registry_entity_and_report_is_an_asset_with_checks_jobs_schedules
                 if k.asset_key.path[:2] == ["qbo", "report"]}
     assert blocking == {"receivables": True, "customer_balances": True, "trial_balance": True,
                         "profit_and_loss": True}
-    assert len(keys) == len(registry.ENTITIES) + len(REPORTS) + 2
+    # + the entity catalog, the emulator's companies and the monthly API usage (with its budget check)
+    assert len(keys) == len(registry.ENTITIES) + len(REPORTS) + 3
+    usage = graph.get(dg.AssetKey(["qbo", "api_usage"]))
+    assert usage.partitions_def == qbo_company_partitions
+    assert {k.name for k in graph.get_check_keys_for_assets({usage.key})} == {"read_budget"}
     ingest = defs.get_assets_def(entity_asset_key("Invoice"))
     assert ingest.can_subset and ingest.op.pool == QBO_POOL
     assert ingest.op.retry_policy is not None and ingest.op.retry_policy.jitter is not None
@@ -141,6 +145,6 @@ def test_every_registry_entity_and_report_is_an_asset_with_checks_jobs_schedules
     assert {s.name for s in repo.schedule_defs} == {"qbo_poll_schedule", "qbo_daily_backstop_schedule",
                                                     "qbo_weekly_full_refresh_schedule", "qbo_token_refresh_schedule"}
     assert {s.name for s in repo.sensor_defs} == {"qbo_company_partitions_sensor", "qbo_webhook_sensor",
-                                                  "qbo_report_refresh_sensor"}
+                                                  "qbo_report_refresh_sensor", "qbo_read_budget_sensor"}
     assert repo.get_sensor_def("qbo_webhook_sensor").minimum_interval_seconds <= 5
     assert {"qbo", "warehouse", "qbo_emulator"} <= set(repo.get_top_level_resources())

@@ -13,8 +13,9 @@ import html
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -46,6 +47,19 @@ SESSION_SECRET = "test-session-secret-" + "x" * 40
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _FLOW = re.compile(r'name="flow" value="([^"]+)"')
+
+
+class MovableClock:
+    """A clock tests move by hand: the store's "now" (sessions, sign-in throttling, tokens...)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -100,8 +114,14 @@ class WebStack:
         self.thread.join(timeout=10)
 
 
-def start_web(emulator: RunningEmulator, tmp_path: Path, *, database_url: str | None = None) -> WebStack:
-    """Start the web app for ``emulator`` with a fresh store (SQLite under ``tmp_path`` by default)."""
+def start_web(emulator: RunningEmulator, tmp_path: Path, *, database_url: str | None = None,
+              clock: Callable[[], datetime] | None = None, **settings_overrides: Any) -> WebStack:
+    """Start the web app for ``emulator`` with a fresh store (SQLite under ``tmp_path`` by default).
+
+    Args:
+        clock: The store's "now" (a :class:`MovableClock` lets a test move time); the wall clock by default.
+        settings_overrides: Fields of :class:`WebSettings` to change (session timeouts, read budget...).
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     redirect_uri = f"{url}/oauth/callback"
@@ -119,8 +139,9 @@ def start_web(emulator: RunningEmulator, tmp_path: Path, *, database_url: str | 
         environment_name="emulator",
         emulator_url=emulator.url,
         session_secret=SESSION_SECRET,
+        **settings_overrides,
     )
-    runtime = Runtime(settings.app_settings())
+    runtime = Runtime(settings.app_settings(), clock=clock) if clock else Runtime(settings.app_settings())
     runtime.users.create(ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
     runtime.users.create(VIEWER_EMAIL, VIEWER_PASSWORD, "viewer")
     app = create_app(settings, runtime)

@@ -78,6 +78,37 @@ def users_list() -> None:
     echo_json([{"email": u.email, "role": str(u.role)} for u in AdminUserStore(_store_session_factory()).list()])
 
 
+@users.command("unlock")
+@click.argument("email")
+@click.option("--address", default=None, metavar="IP",
+              help="Also unlock this client address (locked after 20 failed sign-ins in 15 minutes).")
+def users_unlock(email: str, address: str | None) -> None:
+    """Let a user locked out by failed sign-ins (10 in 15 minutes) try again now."""
+    from qb_pipelines.store.signin_throttle import SigninThrottleStore
+    from qb_pipelines.store.users import AdminUserStore, UnknownUserError
+
+    sessions = _store_session_factory()
+    user = AdminUserStore(sessions).get(email)
+    if user is None:
+        raise click.ClickException(str(UnknownUserError(f"No user with the e-mail {email.strip().lower()}: "
+                                                         "see `qb-pipelines users list`.")))
+    found = SigninThrottleStore(sessions).unlock(user.email, address)
+    echo_json({"email": user.email, "unlocked": found, **({"address": address} if address else {})})
+
+
+@users.command("remove")
+@click.argument("email")
+def users_remove(email: str) -> None:
+    """Delete a user; every session they have in the admin web app ends at once."""
+    from qb_pipelines.store.users import AdminUserStore, UserError
+
+    try:
+        AdminUserStore(_store_session_factory()).remove(email)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    echo_json({"email": email.strip().lower(), "removed": True})
+
+
 @click.group()
 def tenants() -> None:
     """Tenants of the app: each connects its own QuickBooks company."""

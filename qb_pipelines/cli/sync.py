@@ -32,10 +32,12 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     Needs QB_FERNET_KEY, QBO_CLIENT_ID, QBO_CLIENT_SECRET (and QBO_EMULATOR_URL for the emulator).
     """
     from qb_pipelines.config import SettingsError
+    from qb_pipelines.qbo import registry
     from qb_pipelines.qbo.errors import QBOError
     from qb_pipelines.sync.companies import UnknownCompanyError
     from qb_pipelines.sync.feed import FeedRecorder
     from qb_pipelines.sync.ingest import land
+    from qb_pipelines.sync.runs import recorded_landing
     from qb_pipelines.sync.runtime import Runtime
 
     env = dict(os.environ)
@@ -46,6 +48,10 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
+    unknown = [e for e in wanted or [] if registry.find(e) is None]
+    if unknown:  # a typo is not a failed landing: refuse it before anything is recorded
+        known = ", ".join(e.name for e in registry.ENTITIES)
+        raise click.ClickException(f"unknown QuickBooks entity {unknown[0]!r}; use one of: {known}")
     with runtime:
         try:
             company = runtime.resolve(company_key)
@@ -61,8 +67,11 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
         progress = _SyncProgress(sys.stdout.isatty())
         try:
             feed = FeedRecorder(runtime, company)
-            result = land(client, runtime.warehouse, company.key, wanted, full=full, progress=progress,
-                          on_changes=feed)
+            # The outcome is recorded for the admin card (Accounting Integrations), as Dagster's is.
+            with recorded_landing(runtime.sync_runs, company.key, source="cli",
+                                  mode="full" if full else "incremental") as landing:
+                result = landing.result = land(client, runtime.warehouse, company.key, wanted, full=full,
+                                               progress=progress, on_changes=feed)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         except QBOError as exc:

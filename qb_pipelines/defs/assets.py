@@ -13,6 +13,9 @@ unchanged and deleted (flags, never dropped), API calls and pages, the new CDC c
 run's touched report months ride on the transactions' materializations (``touched_months``); the
 report sensor re-materializes those months.
 
+Each landing's outcome (started, finished, objects changed, ok or failed and why) is recorded in
+the store's sync runs (:mod:`qb_pipelines.sync.runs`), which the admin web app's card shows.
+
 Failure semantics: a company's partition is its own run, so one broken company fails alone and
 is rerun alone. A failure that needs an admin (session expired, disconnected, switched:
 :mod:`qb_pipelines.sync.failures`) fails without retries; throttling and server errors are
@@ -37,6 +40,7 @@ from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.failures import needs_admin, next_step
 from qb_pipelines.sync.feed import FeedRecorder
 from qb_pipelines.sync.ingest import LandResult, land
+from qb_pipelines.sync.runs import recorded_landing
 
 RAW_GROUP = "qbo_raw"
 #: Concurrency pool of every step that calls QuickBooks (limit it in the instance's settings).
@@ -162,20 +166,23 @@ def qbo_raw_entities(
     """
     company = context.partition_key
     entities = [ENTITY_BY_KEY[k] for k in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())]
-    with company_failures(company):
-        client = qbo.client_for(company)
 
     def progress(event: dict[str, Any]) -> None:
         if event.get("page", 1) % 10 == 0 or event.get("mode") != "full":
             context.log.debug("%s %s: page %s, %s rows", company, event.get("entity"), event.get("page"),
                               event.get("rows_done"))
 
+    mode = "full" if config.full_refresh else "incremental"
     context.log.info("%s: landing %d entities (%s)", company, len(entities),
                      "full refresh" if config.full_refresh else "incremental")
     feed = FeedRecorder(qbo.runtime(), qbo.company(company))
-    with company_failures(company):
+    # The outcome (ok or failed, objects, error) is recorded for the admin card, outside land().
+    with company_failures(company), recorded_landing(qbo.runtime().sync_runs, company, source="dagster", mode=mode,
+                                                     run_id=context.run.run_id) as landing:
+        client = qbo.client_for(company)
         result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
                       page_size=config.page_size, progress=progress, run_id=context.run.run_id, on_changes=feed)
+        landing.result = result
     if feed.stats.entries or feed.stats.echoes:
         context.log.info("%s: told the app %d changes (%s); %d echoes of the integration's own writes skipped",
                          company, feed.stats.entries, json.dumps(feed.stats.by_entity), feed.stats.echoes)

@@ -1,8 +1,8 @@
 """SQLAlchemy models of the integration store (SQLAlchemy 2.0 typed declarative).
 
 Tables are prefixed ``qb_`` because the store may live in the host application's own database.
-The migration ``migrations/versions/0001_connections.py`` creates exactly these tables (a test
-compares them with Alembic's autogenerate); change both together.
+The migrations under ``migrations/versions/`` create exactly these tables (a test compares them
+with Alembic's autogenerate); change both together.
 
 Secrets: only ``Connection.access_token_enc`` and ``Connection.refresh_token_enc`` hold tokens,
 always Fernet-encrypted (:mod:`qb_pipelines.store.crypto`). ``AdminUser.password_hash`` is an
@@ -359,3 +359,75 @@ class FeedCallback(Base):
 
     def __repr__(self) -> str:
         return f"FeedCallback(tenant_id={self.tenant_id!r}, cursor={self.cursor!r}, enabled={self.enabled!r})"
+
+
+class WebSession(Base):
+    """A signed-in session of the admin web app, revocable here whatever the browser holds.
+
+    The browser's signed cookie carries a random session id; the store keeps only its SHA-256
+    (``id``), so a copy of this table opens no session. A session ends at ``expires_at`` (absolute
+    lifetime), after an idle gap longer than the app's idle timeout since ``last_seen_at``, or when
+    ``revoked_at`` is set: sign-out, a password change, the user removed.
+    """
+
+    __tablename__ = "qb_web_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # sha256 hex of the cookie's session id
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("qb_admin_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    #: Why it was revoked: ``signed_out``, ``password_changed``, ``user_removed``, ``idle``, ``expired``.
+    revoked_reason: Mapped[str | None] = mapped_column(sa.String(32))
+
+    def __repr__(self) -> str:
+        return f"WebSession(user_id={self.user_id!r}, expires_at={self.expires_at!r}, revoked_at={self.revoked_at!r})"
+
+
+class SigninThrottle(Base):
+    """Sign-in failures of one account (e-mail) or one client address, in the current window.
+
+    Shared by every web worker (the store is the only place all of them see): a failure counted
+    by one process slows down and locks the attempts another process receives.
+    """
+
+    __tablename__ = "qb_signin_throttle"
+
+    scope: Mapped[str] = mapped_column(sa.String(16), primary_key=True)  # "account" or "address"
+    key: Mapped[str] = mapped_column(sa.String(320), primary_key=True)  # normalized e-mail or client address
+    #: Attempts that were not (yet) successes since ``window_started_at``: an attempt counts as a
+    #: failure the moment its password check starts, so parallel guesses cannot slip past the limit.
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    window_started_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"SigninThrottle({self.scope}:{self.key!r}, failures={self.failures!r}, locked_until={self.locked_until!r})"
+
+
+class SyncRun(Base):
+    """One landing of one company (Dagster run or ``qb-pipelines sync``): when, how much, ok or failed."""
+
+    __tablename__ = "qb_sync_runs"
+    __table_args__ = (sa.Index("ix_qb_sync_runs_company_started", "company_key", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_key: Mapped[str] = mapped_column(sa.String(160))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    ok: Mapped[bool]
+    #: ``incremental`` or ``full`` (as asked; an entity may still have been refreshed in full).
+    mode: Mapped[str | None] = mapped_column(sa.String(40))
+    #: Objects inserted, updated or flagged deleted in the warehouse.
+    objects: Mapped[int] = mapped_column(default=0, server_default="0")
+    api_calls: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: What went wrong, one secret-free line (``None`` when ok).
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    #: Who landed: ``dagster`` or ``cli``.
+    source: Mapped[str] = mapped_column(sa.String(32))
+    run_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+    def __repr__(self) -> str:
+        return f"SyncRun({self.company_key!r}, started_at={self.started_at!r}, ok={self.ok!r})"

@@ -1,7 +1,9 @@
 """Admin users of the web app: who may sign in, and whether they may change anything.
 
 Two roles: ``admin`` connects, disconnects, switches companies and changes settings; ``viewer``
-sees the same pages and can change nothing. Users are created from the command line.
+sees the same pages and can change nothing. Users are created (and removed) from the command line.
+A password change or a removal ends every web session of that user at once, in the same
+transaction (:mod:`qb_pipelines.store.web_sessions`).
 
 Passwords are hashed with argon2id (argon2-cffi's defaults: memory-hard, salted per user); the
 store never keeps nor logs a password. Hashes made with older parameters are upgraded at the
@@ -12,6 +14,7 @@ a wrong password, so response times do not reveal which e-mails exist.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from qb_pipelines.store.db import SQLITE_BEGIN_OPTION
-from qb_pipelines.store.models import AdminUser, utcnow
+from qb_pipelines.store.models import AdminUser, WebSession, utcnow
 
 #: Shortest password accepted.
 MIN_PASSWORD_LENGTH = 8
@@ -82,11 +85,14 @@ class AdminUserStore:
     Args:
         session_factory: sessions bound to the store's engine.
         hasher: the argon2 hasher (tests may pass cheaper parameters).
+        clock: "now" (tests move time).
     """
 
-    def __init__(self, session_factory: sessionmaker[Session], hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], hasher: PasswordHasher | None = None, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._sf = session_factory
         self._hasher = hasher or PasswordHasher()
+        self._now = clock
         self._dummy: str | None = None
 
     @property
@@ -137,7 +143,7 @@ class AdminUserStore:
         session = self._write()
         try:
             with session:
-                user = AdminUser(email=email, password_hash=password_hash, role=role.value, created_at=utcnow())
+                user = AdminUser(email=email, password_hash=password_hash, role=role.value, created_at=self._now())
                 session.add(user)
                 session.flush()
                 view = _view(user)
@@ -163,7 +169,7 @@ class AdminUserStore:
         session = self._write()
         with session:
             user = session.scalars(sa.select(AdminUser).where(AdminUser.email == email)).one()
-            user.last_login_at = utcnow()
+            user.last_login_at = self._now()
             if self._hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = self._hasher.hash(password)
             view = _view(user)
@@ -182,7 +188,7 @@ class AdminUserStore:
             return [_view(u) for u in session.scalars(sa.select(AdminUser).order_by(AdminUser.email)).all()]
 
     def set_password(self, email: str, password: str) -> None:
-        """Replace a user's password.
+        """Replace a user's password and end every web session of that user (same transaction).
 
         Raises:
             WeakPasswordError: fewer than 8 characters.
@@ -192,11 +198,33 @@ class AdminUserStore:
         password_hash = self._hasher.hash(password)
         session = self._write()
         with session:
-            user = session.scalars(sa.select(AdminUser).where(AdminUser.email == normalize_email(email))).one_or_none()
-            if user is None:
-                raise UnknownUserError(f"No user with the e-mail {normalize_email(email)}: create it first.")
+            user = self._existing(session, email)
             user.password_hash = password_hash
+            session.execute(sa.update(WebSession).where(WebSession.user_id == user.id, WebSession.revoked_at.is_(None))
+                            .values(revoked_at=self._now(), revoked_reason="password_changed"))
             session.commit()
+
+    def remove(self, email: str) -> None:
+        """Delete a user and every web session of theirs (same transaction): they are signed out at once.
+
+        A user later created again with the same e-mail is a new user: no old session opens it.
+
+        Raises:
+            UnknownUserError: no such user.
+        """
+        session = self._write()
+        with session:
+            user = self._existing(session, email, "nothing to remove")
+            session.execute(sa.delete(WebSession).where(WebSession.user_id == user.id))
+            session.delete(user)
+            session.commit()
+
+    @staticmethod
+    def _existing(session: Session, email: str, hint: str = "create it first") -> AdminUser:
+        user = session.scalars(sa.select(AdminUser).where(AdminUser.email == normalize_email(email))).one_or_none()
+        if user is None:
+            raise UnknownUserError(f"No user with the e-mail {normalize_email(email)}: {hint}.")
+        return user
 
     def set_role(self, email: str, role: Role | str) -> None:
         """Make a user an admin or a viewer.
@@ -208,8 +236,6 @@ class AdminUserStore:
         role = self._check_role(role)
         session = self._write()
         with session:
-            user = session.scalars(sa.select(AdminUser).where(AdminUser.email == normalize_email(email))).one_or_none()
-            if user is None:
-                raise UnknownUserError(f"No user with the e-mail {normalize_email(email)}: create it first.")
+            user = self._existing(session, email)
             user.role = role.value
             session.commit()

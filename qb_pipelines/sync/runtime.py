@@ -8,7 +8,8 @@ when a process, a run or a command starts, never at import) and owns:
 * the SQLAlchemy engine of the store and warehouse (one database, one pool), migrated to the
   latest schema when opened;
 * the store's repositories: tenants, connections (state, tokens), per-tenant sync settings,
-  app <-> QBO mappings, metered API usage, admin users, the webhook inbox, the outbox of app
+  app <-> QBO mappings, metered API usage, admin users and their web sessions and sign-in
+  counters, the record of each company's landings, the webhook inbox, the outbox of app
   changes, the records API's keys and the change feed back to the app;
 * the warehouse writer the landing uses;
 * each company's :class:`~qb_pipelines.qbo.client.QBOClient` (:meth:`Runtime.client_for`): tokens
@@ -38,11 +39,14 @@ from qb_pipelines.store.feed import FeedStore
 from qb_pipelines.store.mappings import MappingStore
 from qb_pipelines.store.models import utcnow
 from qb_pipelines.store.outbox import Outbox
+from qb_pipelines.store.signin_throttle import SigninThrottleStore
+from qb_pipelines.store.sync_runs import SyncRunStore
 from qb_pipelines.store.tenant_settings import SettingsStore
 from qb_pipelines.store.tenants import TenantStore
 from qb_pipelines.store.usage import UsageMeter
 from qb_pipelines.store.users import AdminUserStore
 from qb_pipelines.store.warehouse import WarehouseWriter
+from qb_pipelines.store.web_sessions import WebSessionStore
 from qb_pipelines.store.webhook_inbox import WebhookInbox
 from qb_pipelines.sync.companies import Company, UnknownCompanyError, company_of, split_company_key
 from qb_pipelines.sync.settings import AppSettings
@@ -62,8 +66,9 @@ class Runtime:
     Attributes:
         settings: the settings it was built from.
         engine: the store's and warehouse's engine.
-        tenants, connections, tenant_settings, mappings, usage, users, inbox, outbox, api_keys, feed:
-            the store's repositories (:mod:`qb_pipelines.store`).
+        tenants, connections, tenant_settings, mappings, usage, users, web_sessions,
+            signin_throttle, sync_runs, inbox, outbox, api_keys, feed: the store's repositories
+            (:mod:`qb_pipelines.store`).
         warehouse: the writer the landing uses.
     """
 
@@ -81,7 +86,10 @@ class Runtime:
         self.tenant_settings = SettingsStore(sessions, clock=clock)
         self.mappings = MappingStore(sessions, clock=clock)
         self.usage = UsageMeter(sessions, clock=clock)
-        self.users = AdminUserStore(sessions)
+        self.users = AdminUserStore(sessions, clock=clock)
+        self.web_sessions = WebSessionStore(sessions, clock=clock)
+        self.signin_throttle = SigninThrottleStore(sessions, clock=clock)
+        self.sync_runs = SyncRunStore(sessions, clock=clock)
         self.inbox = WebhookInbox(sessions)
         self.outbox = Outbox(sessions, clock=clock)
         self.api_keys = ApiKeyStore(sessions, clock=clock)

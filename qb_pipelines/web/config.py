@@ -13,6 +13,8 @@ is reported by name, with what to put in it (:class:`~qb_pipelines.config.Settin
 | ``QBO_REDIRECT_URI`` | required here: this app's ``/oauth/callback`` URL, exactly as registered with Intuit |
 | ``QB_SESSION_SECRET`` | signs the admin session cookies; a long random string |
 | ``QB_COOKIE_SECURE`` | ``1`` to send the session cookie over HTTPS only (set it behind TLS) |
+| ``QB_SESSION_IDLE_MINUTES`` | sign an admin out after this many minutes without a request (default 60) |
+| ``QB_READ_BUDGET`` | monthly metered read calls allowed per company (default 500,000, Intuit's Builder tier) |
 | ``QBO_WEBHOOK_VERIFIER_TOKEN`` | the Verifier Token of the Intuit app's webhooks; unset: ``POST /webhooks/quickbooks`` answers 503 |
 """
 
@@ -22,9 +24,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from qb_pipelines.config import required_env
+from qb_pipelines.config import SettingsError, required_env
 from qb_pipelines.qbo.environments import ENVIRONMENT_NAMES
 from qb_pipelines.sync.settings import AppSettings
+from qb_pipelines.sync.usage_budget import DEFAULT_READ_BUDGET, read_budget
 
 __all__ = ["WebSettings"]
 
@@ -36,7 +39,9 @@ class WebSettings(AppSettings):
     Attributes:
         session_secret: Signs the session cookie (itsdangerous); rotate it to sign everybody out.
         https_only: Send the session cookie only over HTTPS (set behind TLS).
-        session_max_age_s: How long a sign-in lasts.
+        session_max_age_s: How long a sign-in lasts at most, however active (absolute expiry).
+        session_idle_s: How long a session survives without a request (idle timeout).
+        read_budget: Monthly metered read calls allowed per company (the card warns from 80 %).
         webhook_verifier_token: Intuit's webhook Verifier Token (developer portal, Webhooks), the
             key of the ``intuit-signature`` HMAC; ``None`` turns webhook intake off (503).
     """
@@ -44,6 +49,8 @@ class WebSettings(AppSettings):
     session_secret: str = field(default="", repr=False)
     https_only: bool = False
     session_max_age_s: int = 8 * 3600
+    session_idle_s: int = 3600
+    read_budget: int = DEFAULT_READ_BUDGET
     webhook_verifier_token: str | None = field(default=None, repr=False)
 
     def app_settings(self) -> AppSettings:
@@ -76,5 +83,9 @@ class WebSettings(AppSettings):
         https_only = (env.get("QB_COOKIE_SECURE") or "").strip().lower() in {"1", "true", "yes"}
         # Optional: the admin pages work without it; only webhook intake needs it (and says so).
         verifier = (env.get("QBO_WEBHOOK_VERIFIER_TOKEN") or "").strip() or None
+        idle = (env.get("QB_SESSION_IDLE_MINUTES") or "").strip()
+        if idle and (not idle.isdigit() or int(idle) <= 0):
+            raise SettingsError(f"QB_SESSION_IDLE_MINUTES={idle!r} is not a positive whole number of minutes.")
         values = {**app.__dict__, "redirect_uri": redirect_uri}
-        return cls(**values, session_secret=secret, https_only=https_only, webhook_verifier_token=verifier)
+        return cls(**values, session_secret=secret, https_only=https_only, webhook_verifier_token=verifier,
+                   session_idle_s=int(idle) * 60 if idle else 3600, read_budget=read_budget(env))

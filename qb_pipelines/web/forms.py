@@ -5,6 +5,10 @@ adds the two checks only a live company can answer: the default income account a
 be among the lists just read from the connected company, and the mode must match where the
 connection points (test = Intuit sandbox or the emulator, production = real books). A refused
 submission keeps what the admin typed, shows the message next to the field, and saves nothing.
+
+When QuickBooks cannot be reached, the "live" lists are only the stored choices
+(:func:`stored_choices`): the form can still be saved if it keeps them, and a different account or
+tax code is refused with a message saying why (nothing can check it against the company now).
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ class SettingsForm:
         tax_codes: Sequence[Any],
         *,
         environment: str | None,
+        live: bool = True,
     ) -> SettingsForm:
         """Read a submitted form and check it completely (store rules + live-list checks).
 
@@ -100,6 +105,8 @@ class SettingsForm:
             accounts: The company's income accounts, read just now.
             tax_codes: The company's tax codes, read just now.
             environment: Where the connection points (``production``, ``sandbox``, ``emulator``).
+            live: Whether the lists were read from QuickBooks just now; ``False`` when they are only
+                the stored choices (QuickBooks could not be reached).
         """
         getlist = getattr(posted, "getlist", None)
         on = set(getlist("entity") if getlist else posted.get("entity") or [])
@@ -112,17 +119,28 @@ class SettingsForm:
             default_tax_code_id=str(posted.get("default_tax_code_id") or ""),
             mode=str(posted.get("mode") or ""),
         )
-        form._check(accounts, tax_codes, environment)
+        form._check(accounts, tax_codes, environment, live)
         return form
 
-    def _check(self, accounts: Sequence[Any], tax_codes: Sequence[Any], environment: str | None) -> None:
+    def _check(self, accounts: Sequence[Any], tax_codes: Sequence[Any], environment: str | None,
+               live: bool = True) -> None:
         account_names = {a.id: a.name for a in accounts}
         code_names = {c.id: c.name for c in tax_codes}
-        if self.default_income_account_id and self.default_income_account_id not in account_names:
+        if not live and self.default_income_account_id not in account_names:
+            self.errors["default_income_account_id"] = (
+                "QuickBooks Online could not be reached to check this income account: keep the saved one, "
+                "or try again in a moment."
+            )
+        elif self.default_income_account_id and self.default_income_account_id not in account_names:
             self.errors["default_income_account_id"] = (
                 "This account is not an income account of the connected company. Choose one from the list."
             )
-        if self.default_tax_code_id and self.default_tax_code_id not in code_names:
+        if not live and self.default_tax_code_id and self.default_tax_code_id not in code_names:
+            self.errors["default_tax_code_id"] = (
+                "QuickBooks Online could not be reached to check this tax code: keep the saved one, "
+                "or try again in a moment."
+            )
+        elif self.default_tax_code_id and self.default_tax_code_id not in code_names:
             self.errors["default_tax_code_id"] = "This tax code does not exist in the connected company. Choose one from the list."
         if self.mode == "production" and environment and environment != "production":
             self.errors["mode"] = (
@@ -171,6 +189,26 @@ class SettingsForm:
             self.errors[_field_for(exc.field)] = exc.message
             return exc.message
         return None
+
+
+@dataclass(frozen=True)
+class StoredChoice:
+    """A saved income account or tax code, standing in for the live list QuickBooks could not give."""
+
+    id: str
+    name: str
+
+
+def stored_choices(stored: Any) -> tuple[list[StoredChoice], list[StoredChoice]]:
+    """The saved income account and tax code as one-entry lists (empty when none is saved)."""
+    if stored is None or not stored.configured:
+        return [], []
+    values = stored.values
+    accounts = [StoredChoice(values.default_income_account_id, values.default_income_account_name
+                             or values.default_income_account_id)] if values.default_income_account_id else []
+    codes = [StoredChoice(values.default_tax_code_id, values.default_tax_code_name
+                          or values.default_tax_code_id)] if values.default_tax_code_id else []
+    return accounts, codes
 
 
 def settings_form_from_store(stored: Any, view: Any) -> SettingsForm:

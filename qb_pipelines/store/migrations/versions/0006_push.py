@@ -4,7 +4,7 @@ Hand-written and self-contained; ``test_store_migrations`` compares the result w
 SQLite and PostgreSQL.
 
 Revision ID: 0006_push
-Revises: 0004_webhook_inbox
+Revises: 0005_web
 Create Date: 2026-12-03
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_push"
-down_revision: str | None = "0004_webhook_inbox"
+down_revision: str | None = "0005_web"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

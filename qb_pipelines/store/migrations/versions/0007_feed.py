@@ -1,6 +1,6 @@
 """The change feed (QuickBooks to the app) and the tenants' signed callbacks.
 
-Revision ID: 0010_feed
+Revision ID: 0007_feed
 Revises: 0006_push
 Create Date: 2026-12-03
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_feed"
+revision: str = "0007_feed"
 down_revision: str | None = "0006_push"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
