@@ -67,7 +67,7 @@ def run_ui(*, port: int, dagster_port: int, web_port: int, root: Path, out: Out)
                 # dagster.yaml (the deployment's PostgreSQL config) when started beside it.
                 with dagster_dev_process(dagster_port, env, root) as ui:
                     ended = wait_any([ui, web.process, emu.process])
-                    raise DemoError(f"{ended.name} stopped on its own ({ended.exit_description()}){_reason(ended.tail(40))}; "
+                    raise DemoError(f"{ended.name} stopped on its own ({ended.exit_description()}){_reason(ended.tail(400))}; "
                                     f"its last lines:\n{ended.tail(8)}\nStopping everything the demo started.")
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the with-blocks above have stopped every process by now.
