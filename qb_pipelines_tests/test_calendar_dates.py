@@ -28,6 +28,7 @@ from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.qbo.emulator_tokens import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
+from qb_pipelines.qbo.ratelimit import CompanyRateLimiter
 from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync import reconcile, reports
 from qb_pipelines.sync.ingest import land
@@ -68,7 +69,10 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """The demo company seeded at the date, fully landed into SQLite (once per date)."""
     with pinned_emulator(DATES[request.param].astimezone(UTC)) as running:
         realm = seed_demo_company(running.emu)
-        client = QBOClient(realm, EmulatorControlTokens(running.url, realm), environment("emulator", running.url))
+        # each date's emulator is its own QuickBooks: its own request budget (the demo realm id is
+        # the same everywhere, and the process-wide limiter would make the dates queue for it)
+        client = QBOClient(realm, EmulatorControlTokens(running.url, realm), environment("emulator", running.url),
+                           rate_limiter=CompanyRateLimiter())
         tmp: Path = tmp_path_factory.mktemp(f"calendar-{request.param}")
         with migrated_engine("sqlite", tmp, "qbp_calendar") as engine:
             land(client, WarehouseWriter(engine), COMPANY, full=True,
