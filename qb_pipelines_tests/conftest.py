@@ -8,6 +8,7 @@ import pytest
 
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines_tests.dates import DEMO_NOW, pinned_emulator
 
 
 @pytest.fixture
@@ -18,6 +19,13 @@ def emulator() -> Iterator[RunningEmulator]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def emulator_pinned() -> Iterator[RunningEmulator]:
+    """A fresh, empty emulator whose clock starts at ``dates.DEMO_NOW``: for tests that read dates."""
+    with pinned_emulator(DEMO_NOW) as running:
+        yield running
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -111,6 +111,24 @@ def test_serve_with_seed_and_data_file_keeps_the_demo_company_across_restarts(tm
         assert [c["realmId"] for c in again] == [c["realmId"] for c in first]
 
 
+def test_serve_now_pins_the_emulator_clock_and_the_demo_seed() -> None:
+    with serve_process("--now", "2028-03-01T16:00:00Z", "--frozen-clock", "--seed", "7") as served:
+        clock = requests.get(f"{served.url}/_emulator/clock", timeout=10).json()
+        assert clock == {"now": "2028-03-01T16:00:00+00:00", "frozen": True, "scale": 1.0,
+                         "offset_seconds": clock["offset_seconds"]}
+        realm = requests.get(f"{served.url}/_emulator/companies", timeout=10).json()[0]["realmId"]
+        info = requests.get(f"{served.url}/v3/company/{realm}/companyinfo/{realm}",
+                            headers=_bearer(served.url, realm), timeout=10).json()
+        assert info["CompanyInfo"]["MetaData"]["CreateTime"].startswith("2028-03-01T08:00:00")
+    bad = CliRunner().invoke(cli, ["emulator", "serve", "--now", "the first of March"])
+    assert bad.exit_code == 2 and "--now" in bad.output
+
+
+def _bearer(url: str, realm: str) -> dict[str, str]:
+    tokens = requests.post(f"{url}/_emulator/companies/{realm}/tokens", timeout=10).json()
+    return {"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json"}
+
+
 def test_control_commands_drive_a_running_emulator(emulator: RunningEmulator) -> None:
     runner = CliRunner()
     created = runner.invoke(cli, ["emulator", "create-company", "Sunrise Landscaping", "--url", emulator.url])

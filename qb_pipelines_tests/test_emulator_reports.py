@@ -3,24 +3,26 @@
 The books (two fiscal years of invoices, payments, a deposit, credit memo, sales receipt, bills,
 bill payments, a card purchase, journal entries, a voided and a deleted invoice) are created with
 ``emu.engine``; the reports are fetched with ``GET /v3/company/{realm}/reports/{name}`` as a QBO
-client would. Every date is explicit and in the past, so the figures never depend on today.
+client would. Every date is explicit and in the past, and the emulator's clock is pinned
+(``dates.DEMO_NOW``), so neither the figures nor "last year" depend on the machine's date.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 import requests
 
 from qb_pipelines.emulator import chart
+from qb_pipelines.emulator.clock import PACIFIC
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines_tests.dates import DEMO_NOW
 from qb_pipelines_tests.samples import SAMPLES
 
-Y1 = date.today().year - 1  # the fiscal year under test
+Y1 = DEMO_NOW.astimezone(PACIFIC).year - 1  # the fiscal year under test
 Y2 = Y1 - 1                 # the year before: its income becomes Retained Earnings
 
 
@@ -149,7 +151,7 @@ def _build(b: Books) -> None:
 
 @pytest.fixture(scope="module")
 def books() -> Iterator[Books]:
-    running = start_in_thread(Emulator(EmulatorSettings()))
+    running = start_in_thread(Emulator(EmulatorSettings(now=DEMO_NOW)))
     try:
         b = Books(running)
         _build(b)

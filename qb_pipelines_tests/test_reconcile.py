@@ -15,15 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.seed import seed_demo_company
-from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
@@ -31,6 +30,7 @@ from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync import reconcile, reports
 from qb_pipelines.sync.ingest import land
 from qb_pipelines_tests.databases import migrated_engine
+from qb_pipelines_tests.dates import DEMO_NOW, pinned_emulator
 
 COMPANY = "demo-co"
 
@@ -57,13 +57,10 @@ class DemoCompany:
 
 
 @contextmanager
-def demo_company() -> Iterator[DemoCompany]:
-    """An emulator over HTTP holding QBO's demo company (seed 7)."""
-    running = start_in_thread(Emulator(EmulatorSettings()))
-    try:
+def demo_company(now: datetime = DEMO_NOW) -> Iterator[DemoCompany]:
+    """An emulator over HTTP holding QBO's demo company (seed 7), its clock pinned to ``now``."""
+    with pinned_emulator(now) as running:
         yield DemoCompany(running, seed_demo_company(running.emu))
-    finally:
-        running.stop()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,28 @@ def emulator() -> None:
     show_default=True,
     help="Emulator seconds per real second for token and webhook lifetimes (tests use large values).",
 )
-def serve(host: str, port: int, seed: int | None, data_file: str | None, clock_scale: float) -> None:
+@click.option("--now", "pinned_now", default=None, metavar="ISO-DATETIME",
+              help="Start the emulator's clock at this instant (e.g. 2028-03-01T08:00:00Z; no offset means "
+                   "UTC); it runs on from there. The demo seed dates its year back from it.")
+@click.option("--frozen-clock", is_flag=True, default=False,
+              help="Emulator time stands still (only `emulator clock --advance` moves it).")
+def serve(host: str, port: int, seed: int | None, data_file: str | None, clock_scale: float,
+          pinned_now: str | None, frozen_clock: bool) -> None:
     """Serve QBO's v3 API, Intuit OAuth and the control API until stopped (Ctrl-C)."""
     from qb_pipelines.emulator.core import Emulator, EmulatorSettings
     from qb_pipelines.emulator.server import serve as serve_forever
 
     if data_file:
         Path(data_file).parent.mkdir(parents=True, exist_ok=True)
-    emu = Emulator(EmulatorSettings(data_file=data_file, seed=seed or 0, clock_scale=clock_scale))
+    try:
+        start = datetime.fromisoformat(pinned_now.replace("Z", "+00:00")) if pinned_now else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO date or datetime: {pinned_now}", param_hint="--now") from exc
+    try:
+        emu = Emulator(EmulatorSettings(data_file=data_file, seed=seed or 0, clock_scale=clock_scale, now=start,
+                                        frozen_clock=frozen_clock))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     url = f"http://{host}:{port}"
     emu.set_base_url(url)
     try:

@@ -9,6 +9,15 @@ retry schedule without waiting. Two knobs do it:
   refresh-token grace, webhook retry delays, grouping windows). ``scale=0.001`` makes a
   3600 s access token lapse after 3.6 real seconds while ``expires_in`` still says 3600, as
   QBO does.
+
+Tests that depend on the calendar (the demo seed dates twelve months back from "today", reports
+and reconciliation look at the current month) pin the clock instead of reading the machine's:
+
+* ``Clock(start=datetime(2028, 3, 1, 16, tzinfo=UTC))`` starts emulator time at that instant and
+  lets it run on from there at real speed, so tokens still expire, webhooks still fire and CDC
+  windows still move (the offset is simply ``start - real now``);
+* ``frozen=True`` (or :meth:`Clock.freeze`) stops emulator time: only ``advance`` moves it. Use it
+  only when a test needs exact timestamps; a frozen clock never expires a token on its own.
 """
 
 from __future__ import annotations
@@ -22,20 +31,58 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 
 
 class Clock:
-    """Emulator time. Thread-safe; ``now()`` never goes backwards after ``advance``."""
+    """Emulator time. Thread-safe; ``now()`` never goes backwards.
 
-    def __init__(self, scale: float = 1.0, offset_s: float = 0.0) -> None:
+    Args:
+        scale: multiplier of every duration the emulator enforces in real time.
+        offset_s: seconds emulator time runs ahead of real time.
+        start: the emulator's wall time at construction (aware; a naive datetime is read as UTC).
+            Overrides ``offset_s``; time then runs on from there.
+        frozen: emulator time stands still (only :meth:`advance` moves it).
+    """
+
+    def __init__(self, scale: float = 1.0, offset_s: float = 0.0, *, start: datetime | None = None,
+                 frozen: bool = False) -> None:
         self._lock = threading.Lock()
         self.scale = float(scale)
-        self._offset = float(offset_s)
-        # Lifetimes run on a virtual clock that advances by real elapsed time / scale.
-        self._real_base = time.time()
-        self._virt_base = self._real_base
+        # Real seconds spent frozen are subtracted, so time resumes where it stopped.
+        self._paused = 0.0
+        self._frozen_at: float | None = time.time() if frozen else None
+        run = self._run()
+        self._offset = float(offset_s) if start is None else instant(start) - run
+        # While frozen, wall time is kept exactly (a sum of floats could read 11:59:59.9999999).
+        self._frozen_ts = run + self._offset if start is None else instant(start)
+        # Lifetimes run on a virtual clock that advances by running time / scale.
+        self._real_base = run
+        self._virt_base = run
+
+    def _run(self) -> float:
+        """Real time minus the time spent frozen (stands still while frozen)."""
+        real = time.time() if self._frozen_at is None else self._frozen_at
+        return real - self._paused
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    def freeze(self) -> None:
+        """Stop emulator time (wall and lifetime); ``advance`` still moves it."""
+        with self._lock:
+            if self._frozen_at is None:
+                self._frozen_ts = self._run() + self._offset
+                self._frozen_at = time.time()
+
+    def unfreeze(self) -> None:
+        """Let emulator time run again from where it stood."""
+        with self._lock:
+            if self._frozen_at is not None:
+                self._paused += time.time() - self._frozen_at
+                self._frozen_at = None
 
     def set_scale(self, scale: float) -> None:
         """Change the scale; the lifetime clock stays continuous."""
         with self._lock:
-            now = time.time()
+            now = self._run()
             self._virt_base += (now - self._real_base) / self.scale
             self._real_base = now
             self.scale = float(scale)
@@ -44,6 +91,19 @@ class Clock:
         """Jump emulator time forward (moves both wall time and lifetime time)."""
         with self._lock:
             self._offset += float(seconds)
+            self._frozen_ts += float(seconds)
+
+    def advance_to(self, when: datetime) -> float:
+        """Jump emulator time forward to ``when``; returns the seconds advanced.
+
+        Raises:
+            ValueError: ``when`` is before the emulator's now (the clock only moves forward).
+        """
+        seconds = instant(when) - self.timestamp()
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward: {when.isoformat()} is before {self.now().isoformat()}")
+        self.advance(seconds)
+        return seconds
 
     @property
     def offset(self) -> float:
@@ -51,17 +111,19 @@ class Clock:
 
     def timestamp(self) -> float:
         """Emulator wall time as a UTC epoch (dates objects, CDC windows, reports)."""
-        return time.time() + self._offset
+        if self._frozen_at is not None:
+            return self._frozen_ts
+        return self._run() + self._offset
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp(), UTC)
 
     def lifetime_now(self) -> float:
-        """Time used for lifetimes (tokens, grace periods): scaled real time plus offset.
+        """Time used for lifetimes (tokens, grace periods): scaled running time plus offset.
 
         Compare expiries stored from this clock only against this clock.
         """
-        return self._virt_base + (time.time() - self._real_base) / self.scale + self._offset
+        return self._virt_base + (self._run() - self._real_base) / self.scale + self._offset
 
     def real_delay(self, emulated_seconds: float) -> float:
         """Real seconds to wait for a delay of ``emulated_seconds`` (webhook retries, windows)."""
@@ -69,6 +131,11 @@ class Clock:
 
     def today(self, tz: ZoneInfo = PACIFIC) -> str:
         return self.now().astimezone(tz).date().isoformat()
+
+
+def instant(when: datetime) -> float:
+    """A datetime as a UTC epoch; a naive one is read as UTC."""
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def qbo_timestamp(ts: float, tz: ZoneInfo = PACIFIC) -> str:

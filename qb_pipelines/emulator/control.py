@@ -8,12 +8,19 @@ Fixed contract (other tools depend on it):
 
 Besides (this module): create and reset companies, seed them, act as a QuickBooks user (changes
 that show in CDC and webhooks), export a company's objects, list sent documents. Faults, limits,
-counters and metering live in ``traffic.py``; webhooks in ``webhooks.py``; OAuth apps, users,
-token expiry and the clock in ``oauth.py``.
+counters and metering live in ``traffic.py``; webhooks in ``webhooks.py``; OAuth apps, users and
+token expiry in ``oauth.py``.
+
+The clock (``GET|POST /_emulator/clock``): ``{"advance_seconds": 3600}`` moves emulator time
+forward, ``{"now": "2028-03-01T08:00:00Z"}`` moves it forward to an instant (start an emulator
+with ``EmulatorSettings(now=...)`` / ``serve --now`` to pin it earlier), ``{"frozen": true}``
+stops it (``false`` lets it run again), ``{"scale": 0.001}`` shortens enforced durations. The
+answer is the clock's state: ``now``, ``offset_seconds``, ``scale``, ``frozen``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -200,10 +207,48 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "companies": len(emu.engine.companies()), "base_url": emu.base_url})
 
 
+def _clock_state(emu: Emulator) -> dict[str, Any]:
+    clock = emu.clock
+    return {"offset_seconds": clock.offset, "scale": clock.scale, "now": clock.now().isoformat(),
+            "frozen": clock.frozen}
+
+
+async def clock(request: Request) -> Response:
+    """Read or move the emulator's clock (forward only; see the module docstring)."""
+    emu = _emu(request)
+    if request.method == "POST":
+        try:
+            body = await _json(request)
+            frozen = body.get("frozen")
+            if frozen is not None and not isinstance(frozen, bool):
+                raise ValueError("frozen must be true or false")
+            if frozen:  # first, so a "now" given with it is exact
+                emu.clock.freeze()
+            if body.get("scale") is not None:
+                scale = float(body["scale"])
+                if scale <= 0:
+                    raise ValueError("scale must be positive")
+                emu.clock.set_scale(scale)
+            if body.get("advance_seconds") is not None:
+                seconds = float(body["advance_seconds"])
+                if seconds < 0:
+                    raise ValueError("the clock only moves forward")
+                emu.advance_clock(seconds)
+            if body.get("now") is not None:
+                when = datetime.fromisoformat(str(body["now"]).replace("Z", "+00:00").replace("z", "+00:00"))
+                emu.set_clock(when)
+            if frozen is False:
+                emu.clock.unfreeze()
+        except (TypeError, ValueError) as err:
+            return JSONResponse({"error": "bad_request", "message": str(err)}, status_code=400)
+    return JSONResponse(_clock_state(emu))
+
+
 def routes() -> list[Route]:
     base = "/_emulator/companies"
     return [
         Route("/_emulator/health", health, methods=["GET"]),
+        Route("/_emulator/clock", clock, methods=["GET", "POST"]),
         Route(base, list_companies, methods=["GET"]),
         Route(base, create_company, methods=["POST"]),
         Route(base + "/{realm}/reset", reset_company, methods=["POST"]),

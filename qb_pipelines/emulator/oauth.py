@@ -1224,28 +1224,6 @@ class OAuthServer:
             return _json({"error": "bad_request", "message": str(err)}, 400)
         return _json({"realmId": str(body["realmId"]), "revoked_grants": self.revoke_all(str(body["realmId"]))})
 
-    def _clock_state(self) -> dict:
-        clock = self.emu.clock
-        return {"offset_seconds": clock.offset, "scale": clock.scale, "now": clock.now().isoformat()}
-
-    async def _control_clock(self, request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                body = await self._json_body(request)
-                if body.get("scale") is not None:
-                    scale = float(body["scale"])
-                    if scale <= 0:
-                        raise ValueError("scale must be positive")
-                    self.emu.clock.set_scale(scale)
-                if body.get("advance_seconds") is not None:
-                    seconds = float(body["advance_seconds"])
-                    if seconds < 0:
-                        raise ValueError("the clock only moves forward")
-                    self.emu.advance_clock(seconds)
-            except (TypeError, ValueError) as err:
-                return _json({"error": "bad_request", "message": str(err)}, 400)
-        return _json(self._clock_state())
-
     def control_routes(self) -> list[Route]:
         """The emulator's OAuth control API under ``/_emulator/``."""
         return [
@@ -1254,5 +1232,4 @@ class OAuthServer:
             Route("/_emulator/users", self._control_users, methods=["GET", "POST"]),
             Route("/_emulator/oauth/expire", self._control_expire, methods=["POST"]),
             Route("/_emulator/oauth/revoke-all", self._control_revoke_all, methods=["POST"]),
-            Route("/_emulator/clock", self._control_clock, methods=["GET", "POST"]),
         ]
