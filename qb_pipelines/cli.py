@@ -740,18 +740,22 @@ def _print_demo_help(connected: Any, web_url: str, dagster_port: int, dagster_ho
               help="Comma-separated QuickBooks entities (e.g. Customer,Invoice); every entity by default.")
 @click.option("--database-url", default=None, envvar="QB_DATABASE_URL", show_envvar=True,
               help="Store and warehouse URL (SQLAlchemy).")
-def sync(company_key: str, full: bool, entities: str | None, database_url: str | None) -> None:
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=600, show_default=True, metavar="SECONDS",
+              help="How long to wait while another run lands the same company (0: fail at once).")
+def sync(company_key: str, full: bool, entities: str | None, database_url: str | None, wait_s: float) -> None:
     """Land one company's QuickBooks entities in the warehouse, without Dagster (scripts, cron).
 
     The same landing as the Dagster asset qbo_raw_entities: incremental (CDC from the stored
     cursors) by default, a full refresh with --full or where no cursor exists yet. Prints a line
     per page, then a summary table; exits 1 with the next step to take when it cannot sync.
+    One landing per company at a time: when another run (a Dagster run, another sync) is landing
+    the company, this one says so and waits for it (--wait), then lands.
     Needs QB_FERNET_KEY, QBO_CLIENT_ID, QBO_CLIENT_SECRET (and QBO_EMULATOR_URL for the emulator).
     """
     from qb_pipelines.config import SettingsError
     from qb_pipelines.qbo.errors import QBOError
     from qb_pipelines.sync.companies import UnknownCompanyError
-    from qb_pipelines.sync.ingest import land
+    from qb_pipelines.sync.ingest import CompanyBusyError, land
     from qb_pipelines.sync.runtime import Runtime
 
     env = dict(os.environ)
@@ -776,8 +780,9 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
                    + ("full refresh" if full else "incremental") + (f" of {', '.join(wanted)}" if wanted else ""))
         progress = _SyncProgress(sys.stdout.isatty())
         try:
-            result = land(client, runtime.warehouse, company.key, wanted, full=full, progress=progress)
-        except ValueError as exc:
+            result = land(client, runtime.warehouse, company.key, wanted, full=full, progress=progress,
+                          lock_wait_s=wait_s, on_wait=lambda message: click.echo(message, err=True))
+        except (ValueError, CompanyBusyError) as exc:
             raise click.ClickException(str(exc)) from None
         except QBOError as exc:
             raise click.ClickException(_sync_error(company.key, exc)) from None

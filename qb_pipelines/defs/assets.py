@@ -32,10 +32,11 @@ from qb_pipelines.defs.partitions import qbo_company_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.errors import QBOError
+from qb_pipelines.store.locks import DEFAULT_WAIT_S
 from qb_pipelines.store.warehouse import snake
 from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.failures import needs_admin, next_step
-from qb_pipelines.sync.ingest import LandResult, land
+from qb_pipelines.sync.ingest import CompanyBusyError, LandResult, land
 
 RAW_GROUP = "qbo_raw"
 #: Concurrency pool of every step that calls QuickBooks (limit it in the instance's settings).
@@ -83,10 +84,16 @@ class IngestConfig(dg.Config):
         full_refresh: re-read every object instead of the changes since the cursor (backfills,
             and the weekly refresh that finds the hard deletes CDC missed).
         page_size: rows per QuickBooks query page (QuickBooks allows at most 1000).
+        lock_wait_s: how long to wait for another landing of the same company started outside
+            this instance's run queue (the command line, a demo, another instance).
     """
 
     full_refresh: bool = Field(default=False, description="Re-read everything (finds hard deletes CDC missed).")
     page_size: int = Field(default=1000, ge=1, le=1000, description="Rows per QuickBooks query page (max 1000).")
+    lock_wait_s: float = Field(
+        default=DEFAULT_WAIT_S, ge=0,
+        description="Seconds to wait while another run (e.g. `qb-pipelines sync`) lands the same company.",
+    )
 
 
 def admin_failure(company: str, exc: BaseException) -> dg.Failure:
@@ -172,8 +179,14 @@ def qbo_raw_entities(
     context.log.info("%s: landing %d entities (%s)", company, len(entities),
                      "full refresh" if config.full_refresh else "incremental")
     with company_failures(company):
-        result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
-                      page_size=config.page_size, progress=progress, run_id=context.run.run_id)
+        try:
+            result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
+                          page_size=config.page_size, progress=progress, run_id=context.run.run_id,
+                          lock_wait_s=config.lock_wait_s, on_wait=context.log.info)
+        except CompanyBusyError as exc:
+            # not an admin's problem: the retry policy tries again later
+            raise dg.Failure(description=str(exc), metadata={"company": company, "next_step": "retry when that "
+                             "run ends"}) from exc
     context.log.info("%s: %s", company, json.dumps({k: v for k, v in result.as_dict().items() if k != "entities"}))
     for entity in entities:
         yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=entity_metadata(result, entity))
