@@ -95,9 +95,8 @@ def test_the_wait_is_bounded_and_the_failure_names_the_holder(locks: CompanyLock
         message = str(failed.value)
         assert f"company {KEY} is still being landed by another run (pid {os.getpid()}" in message
         assert re.search(r"after waiting [0-9.]+ s; try again when that run ends", message)
-        with pytest.raises(CompanyBusyError):  # wait 0: fail at once
-            with locks.hold(KEY, "land", wait_s=0):
-                pass
+        with pytest.raises(CompanyBusyError), locks.hold(KEY, "land", wait_s=0):  # wait 0: fail at once
+            pass
 
 
 def test_landing_and_pushing_are_separate_locks_and_companies_do_not_share(locks: CompanyLocks) -> None:
@@ -156,10 +155,8 @@ def test_an_in_memory_store_locks_between_threads() -> None:
     try:
         migrate(engine)
         locks = CompanyLocks(engine, poll_s=0.02)
-        with locks.hold(KEY, "land"):
-            with pytest.raises(CompanyBusyError):
-                with locks.hold(KEY, "land", wait_s=0.1):
-                    pass
+        with locks.hold(KEY, "land"), pytest.raises(CompanyBusyError), locks.hold(KEY, "land", wait_s=0.1):
+            pass
         with locks.hold(KEY, "land"):
             pass
     finally:
