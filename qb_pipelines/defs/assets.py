@@ -30,6 +30,7 @@ from pydantic import Field
 
 from qb_pipelines.defs.partitions import qbo_company_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
+from qb_pipelines.defs.run_coordinator import COMPANY_TAG  # noqa: F401  (re-exported: sensors, schedules)
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.errors import QBOError
 from qb_pipelines.store.locks import DEFAULT_WAIT_S
@@ -41,8 +42,6 @@ from qb_pipelines.sync.ingest import CompanyBusyError, LandResult, land
 RAW_GROUP = "qbo_raw"
 #: Concurrency pool of every step that calls QuickBooks (limit it in the instance's settings).
 QBO_POOL = "qbo_api"
-#: Run tag naming the company; the instance limits concurrent runs per value of this tag.
-COMPANY_TAG = "qbo/company"
 INGEST_OP_NAME = "qbo_raw_entities"
 
 #: Transient faults (throttling, 5xx, dropped connections) already retried by the client get a
