@@ -24,7 +24,7 @@ from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.runtime import Runtime
-from qb_pipelines.sync.settings import AppSettings
+from qb_pipelines.sync.settings import AppSettings, env_flag
 
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:8765"
 
@@ -135,6 +135,7 @@ class QBOConnectionResource(dg.ConfigurableResource):
             client_secret=self.client_secret,
             environment_name=self.environment or os.environ.get("QBO_ENVIRONMENT") or "production",
             emulator_url=self.emulator_url or os.environ.get("QBO_EMULATOR_URL") or None,
+            shared_rate_limits=env_flag(os.environ, "QB_SHARED_RATE_LIMITS", default=True),
         )
 
     def runtime(self) -> Runtime:
