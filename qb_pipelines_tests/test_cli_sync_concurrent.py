@@ -103,7 +103,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str
 
 def test_two_full_syncs_one_second_apart_run_one_after_the_other(world: World) -> None:
     key, realm = world.connect(invoices=300)
-    world.slow_queries(realm, 0.3)  # ~25 queries: the first sync lands for 8 s or more
+    world.slow_queries(realm, 0.2)  # ~25 queries: the first sync lands for 5 s or more
     first = world.start_sync(key)
     time.sleep(1)
     second = world.start_sync(key)

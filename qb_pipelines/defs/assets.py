@@ -183,9 +183,11 @@ def qbo_raw_entities(
                           page_size=config.page_size, progress=progress, run_id=context.run.run_id,
                           lock_wait_s=config.lock_wait_s, on_wait=context.log.info)
         except CompanyBusyError as exc:
-            # not an admin's problem: the retry policy tries again later
-            raise dg.Failure(description=str(exc), metadata={"company": company, "next_step": "retry when that "
-                             "run ends"}) from exc
+            # The bounded wait was the retry: retrying would hold a run slot and a `qbo_api` slot
+            # for another wait each time. The next poll or webhook run lands what this one missed.
+            raise dg.Failure(description=str(exc), metadata={"company": company, "next_step": "none needed: the "
+                             "next scheduled or webhook run lands the changes; rerun after that run ends to land "
+                             "them now"}, allow_retries=False) from exc
     context.log.info("%s: %s", company, json.dumps({k: v for k, v in result.as_dict().items() if k != "entities"}))
     for entity in entities:
         yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=entity_metadata(result, entity))
