@@ -284,3 +284,20 @@ def test_without_the_shared_limiter_the_same_two_processes_are_throttled(emulato
         counters, reports = _hammer(emulator, url, tmp_path, shared=False)
     assert [r["limiter"] for r in reports] == ["CompanyRateLimiter"] * 2
     assert counters["throttled"] > 0, counters  # each process alone is within the limits, the two are not
+
+
+def test_sqlite_slots_skip_the_fsync_but_leave_the_store_connections_as_they_were(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite'}", pool_size=1, max_overflow=0)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            before = conn.exec_driver_sql("PRAGMA synchronous").scalar_one()
+        limiter = SharedRateLimiter(engine, REALM, CompanyRateLimiter())
+        with limiter.acquire("batch"):
+            pass
+        with engine.connect() as conn:  # the pool's one connection, the limiter's a moment ago
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == before
+            assert conn.exec_driver_sql("SELECT count(*) FROM qb_api_slots WHERE released_at IS NOT NULL"
+                                        ).scalar_one() == 1
+    finally:
+        engine.dispose()
