@@ -42,7 +42,9 @@ def test_demo_instance_polls_the_run_queue_every_second(tmp_path: Path) -> None:
     home = write_demo_instance(tmp_path / "dagster_home", dequeue_interval_s=1)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        # Dagster's queue, which also tags UI-launched runs with their company (defs.run_coordinator)
+        assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
+        assert type(instance.run_coordinator).__name__ == "CompanyRunCoordinator"
         assert instance.run_coordinator.dequeue_interval_seconds == 1
 
 

@@ -27,8 +27,8 @@ from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
-from qb_pipelines.store.db import make_engine
-from qb_pipelines.store.warehouse import LINK_ENTITIES, WarehouseWriter, create_tables, tables_for
+from qb_pipelines.store.db import make_engine, migrate
+from qb_pipelines.store.warehouse import LINK_ENTITIES, WarehouseWriter, tables_for
 from qb_pipelines.sync.ingest import MODE_FULL, MODE_FULL_EXPIRED, MODE_INCREMENTAL, land
 from qb_pipelines_tests.databases import throwaway_database
 
@@ -41,7 +41,7 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     with throwaway_database(request.param, tmp_path_factory.mktemp("ingest")) as url:
         eng = make_engine(url)
         try:
-            create_tables(eng)
+            migrate(eng)  # the warehouse, and the store's company locks landing takes
             yield eng
         finally:
             eng.dispose()

@@ -23,12 +23,16 @@ __all__ = ["sync"]
               help="Comma-separated QuickBooks entities (e.g. Customer,Invoice); every entity by default.")
 @click.option("--database-url", default=None, envvar="QB_DATABASE_URL", show_envvar=True,
               help="Store and warehouse URL (SQLAlchemy).")
-def sync(company_key: str, full: bool, entities: str | None, database_url: str | None) -> None:
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=600, show_default=True, metavar="SECONDS",
+              help="How long to wait while another run lands the same company (0: fail at once).")
+def sync(company_key: str, full: bool, entities: str | None, database_url: str | None, wait_s: float) -> None:
     """Land one company's QuickBooks entities in the warehouse, without Dagster (scripts, cron).
 
     The same landing as the Dagster asset qbo_raw_entities: incremental (CDC from the stored
     cursors) by default, a full refresh with --full or where no cursor exists yet. Prints a line
     per page, then a summary table; exits 1 with the next step to take when it cannot sync.
+    One landing per company at a time: when another run (a Dagster run, another sync) is landing
+    the company, this one says so and waits for it (--wait), then lands.
     Needs QB_FERNET_KEY, QBO_CLIENT_ID, QBO_CLIENT_SECRET (and QBO_EMULATOR_URL for the emulator).
     """
     from qb_pipelines.config import SettingsError
@@ -36,7 +40,7 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     from qb_pipelines.qbo.errors import QBOError
     from qb_pipelines.sync.companies import UnknownCompanyError
     from qb_pipelines.sync.feed import FeedRecorder
-    from qb_pipelines.sync.ingest import land
+    from qb_pipelines.sync.ingest import CompanyBusyError, land
     from qb_pipelines.sync.runs import recorded_landing
     from qb_pipelines.sync.runtime import Runtime
 
@@ -70,9 +74,10 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
             # The outcome is recorded for the admin card (Accounting Integrations), as Dagster's is.
             with recorded_landing(runtime.sync_runs, company.key, source="cli",
                                   mode="full" if full else "incremental") as landing:
-                result = landing.result = land(client, runtime.warehouse, company.key, wanted, full=full,
-                                               progress=progress, on_changes=feed)
-        except ValueError as exc:
+                result = landing.result = land(
+                    client, runtime.warehouse, company.key, wanted, full=full, progress=progress, on_changes=feed,
+                    lock_wait_s=wait_s, on_wait=lambda message: click.echo(message, err=True))
+        except (ValueError, CompanyBusyError) as exc:
             raise click.ClickException(str(exc)) from None
         except QBOError as exc:
             raise click.ClickException(_sync_error(company.key, exc)) from None

@@ -33,20 +33,20 @@ from pydantic import Field
 
 from qb_pipelines.defs.partitions import qbo_company_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
+from qb_pipelines.defs.run_coordinator import COMPANY_TAG  # noqa: F401  (re-exported: sensors, schedules)
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.errors import QBOError
+from qb_pipelines.store.locks import DEFAULT_WAIT_S
 from qb_pipelines.store.warehouse import snake
 from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.failures import needs_admin, next_step
 from qb_pipelines.sync.feed import FeedRecorder
-from qb_pipelines.sync.ingest import LandResult, land
+from qb_pipelines.sync.ingest import CompanyBusyError, LandResult, land
 from qb_pipelines.sync.runs import recorded_landing
 
 RAW_GROUP = "qbo_raw"
 #: Concurrency pool of every step that calls QuickBooks (limit it in the instance's settings).
 QBO_POOL = "qbo_api"
-#: Run tag naming the company; the instance limits concurrent runs per value of this tag.
-COMPANY_TAG = "qbo/company"
 INGEST_OP_NAME = "qbo_raw_entities"
 
 #: Transient faults (throttling, 5xx, dropped connections) already retried by the client get a
@@ -88,10 +88,16 @@ class IngestConfig(dg.Config):
         full_refresh: re-read every object instead of the changes since the cursor (backfills,
             and the weekly refresh that finds the hard deletes CDC missed).
         page_size: rows per QuickBooks query page (QuickBooks allows at most 1000).
+        lock_wait_s: how long to wait for another landing of the same company started outside
+            this instance's run queue (the command line, a demo, another instance).
     """
 
     full_refresh: bool = Field(default=False, description="Re-read everything (finds hard deletes CDC missed).")
     page_size: int = Field(default=1000, ge=1, le=1000, description="Rows per QuickBooks query page (max 1000).")
+    lock_wait_s: float = Field(
+        default=DEFAULT_WAIT_S, ge=0,
+        description="Seconds to wait while another run (e.g. `qb-pipelines sync`) lands the same company.",
+    )
 
 
 def admin_failure(company: str, exc: BaseException) -> dg.Failure:
@@ -180,8 +186,16 @@ def qbo_raw_entities(
     with company_failures(company), recorded_landing(qbo.runtime().sync_runs, company, source="dagster", mode=mode,
                                                      run_id=context.run.run_id) as landing:
         client = qbo.client_for(company)
-        result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
-                      page_size=config.page_size, progress=progress, run_id=context.run.run_id, on_changes=feed)
+        try:
+            result = land(client, warehouse.writer(), company, entities, full=config.full_refresh,
+                          page_size=config.page_size, progress=progress, run_id=context.run.run_id,
+                          lock_wait_s=config.lock_wait_s, on_wait=context.log.info, on_changes=feed)
+        except CompanyBusyError as exc:
+            # The bounded wait was the retry: retrying would hold a run slot and a `qbo_api` slot
+            # for another wait each time. The next poll or webhook run lands what this one missed.
+            raise dg.Failure(description=str(exc), metadata={"company": company, "next_step": "none needed: the "
+                             "next scheduled or webhook run lands the changes; rerun after that run ends to land "
+                             "them now"}, allow_retries=False) from exc
         landing.result = result
     if feed.stats.entries or feed.stats.echoes:
         context.log.info("%s: told the app %d changes (%s); %d echoes of the integration's own writes skipped",

@@ -24,7 +24,7 @@ from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_URL
 from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.runtime import Runtime
-from qb_pipelines.sync.settings import AppSettings
+from qb_pipelines.sync.settings import AppSettings, env_flag
 
 __all__ = [
     "DEFAULT_EMULATOR_URL",
@@ -132,6 +132,7 @@ class QBOConnectionResource(dg.ConfigurableResource):
             client_secret=self.client_secret,
             environment_name=self.environment or os.environ.get("QBO_ENVIRONMENT") or "production",
             emulator_url=self.emulator_url or os.environ.get("QBO_EMULATOR_URL") or None,
+            shared_rate_limits=env_flag(os.environ, "QB_SHARED_RATE_LIMITS", default=True),
         )
 
     def runtime(self) -> Runtime:

@@ -27,9 +27,10 @@ def write_demo_instance(dagster_home: Path, *, dequeue_interval_s: int | None = 
     """Create the demo's own Dagster instance folder with default (SQLite) storage.
 
     The top-level ``dagster.yaml`` configures PostgreSQL for deployments; the demo must need no
-    database server, so it gets its own ``DAGSTER_HOME`` whose ``dagster.yaml`` leaves storage,
-    run launcher and run coordinator at Dagster's defaults (SQLite files in that folder, runs in
-    subprocesses, the queued coordinator).
+    database server, so it gets its own ``DAGSTER_HOME`` whose ``dagster.yaml`` leaves storage and
+    run launcher at Dagster's defaults (SQLite files in that folder, runs in subprocesses) and
+    queues runs with the project's :class:`~qb_pipelines.defs.run_coordinator.CompanyRunCoordinator`
+    and the deployment's per-company run limits.
 
     Args:
         dagster_home: the folder (created when missing).
@@ -42,9 +43,17 @@ def write_demo_instance(dagster_home: Path, *, dequeue_interval_s: int | None = 
         "# in this folder, so the demo needs no database server.\n"
         "telemetry:\n"
         "  enabled: false\n"
+        # The queue tags runs launched from the UI with their company, then one run at a time per
+        # company (landings and reports), one push at a time per company (see ../dagster.yaml).
+        "run_coordinator:\n"
+        "  module: qb_pipelines.defs.run_coordinator\n"
+        "  class: CompanyRunCoordinator\n"
     )
     if dequeue_interval_s is not None:
-        text += f"run_queue:\n  dequeue_interval_seconds: {int(dequeue_interval_s)}\n"
+        text += f"  config:\n    dequeue_interval_seconds: {int(dequeue_interval_s)}\n"
+    text += "concurrency:\n  runs:\n    tag_concurrency_limits:\n"
+    for tag in ("qbo/company", "qbo/company-push"):
+        text += f"      - key: {tag}\n        value:\n          applyLimitPerUniqueValue: true\n        limit: 1\n"
     (dagster_home / "dagster.yaml").write_text(text)
     return dagster_home
 

@@ -54,7 +54,7 @@ from qb_pipelines.qbo.errors import (
     error_from_fault,
     error_from_response,
 )
-from qb_pipelines.qbo.ratelimit import CompanyRateLimiter, limiter_for
+from qb_pipelines.qbo.ratelimit import RateLimiter, limiter_for
 
 __all__ = [
     "BATCH_SIZE",
@@ -259,7 +259,7 @@ class QBOClient:
         *,
         minorversion: str = MINORVERSION,
         session: requests.Session | None = None,
-        rate_limiter: CompanyRateLimiter | None = None,
+        rate_limiter: RateLimiter | None = None,
         max_retries: int = 5,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 60.0,

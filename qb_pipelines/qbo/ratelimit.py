@@ -13,9 +13,11 @@ from that moment. The server's record of the request is never later than our com
 so a new request sent once the window has passed can never make QBO count more than the limit.
 This is conservative by one round trip per request, which is nothing next to a minute.
 
-Several processes on one company (e.g. Dagster runs) each have their own limiter; give each a
-share of the budget (``CompanyRateLimiter(per_window=250)``) or use the run-level concurrency
-limits for that. Throttles that still get through are retried by the client with backoff.
+Several processes on one company (a landing run and a push run, the command line beside the
+Dagster daemon) each have their own in-process limiter, and together they could send twice the
+budget. The store-backed :class:`~qb_pipelines.store.rate_limits.SharedRateLimiter` (what
+``Runtime.client_for`` gives every client) holds the same limits across processes, with this one
+as its fast path. Throttles that still get through are retried by the client with backoff.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 #: QBO's production limits (reference §6).
 DEFAULT_PER_MINUTE = 500
@@ -32,6 +35,22 @@ DEFAULT_CONCURRENT = 10
 DEFAULT_BATCH_PER_MINUTE = 40
 
 KINDS = ("read", "write", "batch")
+
+
+class RateLimiter(Protocol):
+    """What :class:`~qb_pipelines.qbo.client.QBOClient` needs from a limiter: one slot per request.
+
+    Implemented by :class:`CompanyRateLimiter` (one process) and by the store-backed
+    ``qb_pipelines.store.rate_limits.SharedRateLimiter`` (every process of a deployment).
+    """
+
+    def acquire(self, kind: str = "read") -> AbstractContextManager[None]:
+        """Hold one request slot of ``kind`` (``read``, ``write`` or ``batch``) for the ``with`` body."""
+        ...
+
+    def snapshot(self) -> dict[str, float]:
+        """Current use, for logs and stats."""
+        ...
 
 
 class CompanyRateLimiter:

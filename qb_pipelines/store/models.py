@@ -431,3 +431,51 @@ class SyncRun(Base):
 
     def __repr__(self) -> str:
         return f"SyncRun({self.company_key!r}, started_at={self.started_at!r}, ok={self.ok!r})"
+
+
+class CompanyLock(Base):
+    """Who holds a company's ``land`` or ``push`` lock now: what a waiting run tells its user.
+
+    Information only: the lock itself is a PostgreSQL session advisory lock or, on SQLite, a file
+    lock (:mod:`qb_pipelines.store.locks`), both released by the operating system or the server
+    when the holding process dies. A row left behind by a dead process is overwritten by the next
+    holder and never read while the lock is free.
+    """
+
+    __tablename__ = "qb_company_locks"
+
+    company_key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    purpose: Mapped[str] = mapped_column(sa.String(16), primary_key=True)  # land | push
+    #: A random token of this holding, so a release never deletes a later holder's row.
+    holder: Mapped[str] = mapped_column(sa.String(64))
+    pid: Mapped[int]
+    host: Mapped[str] = mapped_column(sa.String(255))
+    #: The Dagster run (or another caller's run id); ``None`` for the command line.
+    run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    acquired_at: Mapped[datetime]
+
+
+class ApiSlot(Base):
+    """One QuickBooks request of a company, in flight or recently finished, from any process.
+
+    The store-backed rate limiter (:mod:`qb_pipelines.store.rate_limits`) counts these rows to
+    keep QBO's per-company limits across processes: rows in flight (``released_at`` empty, lease
+    not expired) against the 10 concurrent requests, rows that ended within the window against
+    the 500 requests (``batch`` ones also against the 40 batch calls) a minute. Times are epoch
+    seconds of the database's clock (PostgreSQL) or the host's (SQLite), compared by arithmetic
+    in SQL; rows older than the window are deleted as acquirers go.
+    """
+
+    __tablename__ = "qb_api_slots"
+    __table_args__ = (sa.Index("ix_qb_api_slots_realm_id", "realm_id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    realm_id: Mapped[str] = mapped_column(sa.String(32))
+    batch: Mapped[bool]
+    #: ``host:pid`` of the process that sent it (a dead local process's slots are reclaimed).
+    holder: Mapped[str] = mapped_column(sa.String(300))
+    acquired_at: Mapped[float] = mapped_column(sa.Double())
+    released_at: Mapped[float | None] = mapped_column(sa.Double())
+    #: When an unreleased slot stops counting as in flight (its process died mid-request).
+    lease_until: Mapped[float] = mapped_column(sa.Double())

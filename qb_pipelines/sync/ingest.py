@@ -29,6 +29,10 @@ call it. What it does per entity, and why (dlt's "replace vs incremental" contra
 Times: ``now`` must tell QBO's time (the default, the local UTC clock, is what Intuit's servers
 keep within NTP skew; tests on an emulator whose clock was moved pass the emulator's clock).
 
+One landing per company at a time: :func:`land` holds the company's ``land`` lock
+(:mod:`qb_pipelines.store.locks`, across processes, released if the process dies) for the whole
+run; a second landing waits for it, bounded by ``lock_wait_s``, and says whom it waits for.
+
 API calls are read from ``client.stats``; a call shared by several entities (the CDC call, the
 batch) is counted once for each entity it served, and once in :attr:`LandResult.api_calls`.
 """
@@ -47,6 +51,7 @@ from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.qbo.errors import CDCLookbackError, QBOError
 from qb_pipelines.qbo.registry import EntityDef
+from qb_pipelines.store.locks import DEFAULT_WAIT_S, CompanyBusyError, CompanyLocks
 from qb_pipelines.store.warehouse import PreparedBatch, UpsertStats, WarehouseWriter
 
 __all__ = [
@@ -55,6 +60,7 @@ __all__ = [
     "MODE_FULL",
     "MODE_FULL_EXPIRED",
     "MODE_INCREMENTAL",
+    "CompanyBusyError",
     "EntityResult",
     "LandResult",
     "land",
@@ -226,6 +232,8 @@ def land(
     resume: bool = True,
     run_id: str | None = None,
     on_changes: ChangeHook | None = None,
+    lock_wait_s: float = DEFAULT_WAIT_S,
+    on_wait: Callable[[str], Any] | None = None,
 ) -> LandResult:
     """Land a company's QuickBooks entities in the warehouse (see the module docstring).
 
@@ -245,21 +253,38 @@ def land(
             commit (what a crash looks like), and the next full run resumes from there.
         now: QBO's current time (aware).
         resume: resume a crashed full refresh from its last committed page instead of restarting.
-        run_id: recorded with full-refresh progress (the Dagster run id).
+        run_id: recorded with full-refresh progress and the company lock (the Dagster run id).
         on_changes: told ``(entity, live objects, tombstones)`` after each commit, for the
             entities its ``wants(entity)`` accepts (the change feed,
             :class:`qb_pipelines.sync.feed.FeedRecorder`); ``None`` keeps the landing as it was.
+        lock_wait_s: how long to wait while another process lands the same company (the run
+            holds the company's ``land`` lock, :mod:`qb_pipelines.store.locks`, throughout).
+        on_wait: told once, in words, who this run waits for, when it has to wait.
 
     Returns:
         Per-entity counts, API calls, cursors and the report months touched.
 
     Raises:
         ValueError: an unknown entity name or a page size outside 1..1000.
+        CompanyBusyError: another run kept landing the company for ``lock_wait_s`` seconds.
         QBOError: QuickBooks refused or failed a call after the client's retries; rows and
             cursors committed before it stay, so a rerun continues.
     """
     if not 1 <= page_size <= MAX_PAGE:
         raise ValueError(f"page_size must be within 1..{MAX_PAGE}")
+    _resolve(entities)  # an unknown entity is refused before waiting for anyone
+    # Two landings of one company would race on its cursors and full-refresh progress: one at a
+    # time, whichever process (command line, Dagster run, demo) started it.
+    with CompanyLocks(writer.engine).hold(company_key, "land", run_id=run_id, wait_s=lock_wait_s, on_wait=on_wait):
+        return _land(client, writer, company_key, entities, full=full, page_size=page_size, progress=progress,
+                     now=now, resume=resume, run_id=run_id, on_changes=on_changes)
+
+
+def _land(client: QBOClient, writer: WarehouseWriter, company_key: str, entities: Sequence[str] | None, *,
+          full: bool, page_size: int, progress: Callable[[dict[str, Any]], Any] | None,
+          now: Callable[[], datetime], resume: bool, run_id: str | None,
+          on_changes: ChangeHook | None) -> LandResult:
+    """:func:`land`'s work, with the company's lock held."""
 
     def clock() -> datetime:
         return now().astimezone(UTC)

@@ -14,7 +14,8 @@ when a process, a run or a command starts, never at import) and owns:
 * the warehouse writer the landing uses;
 * each company's :class:`~qb_pipelines.qbo.client.QBOClient` (:meth:`Runtime.client_for`): tokens
   from the store (refreshed single-flight across processes), the environment the company was
-  connected in, the process-wide rate limiter of its realm, every read metered.
+  connected in, its realm's rate limiter (QBO's per-company limits counted in the store across
+  processes, the process-wide limiter as the fast path), every read metered.
 
 Following a company from a Dagster partition key to the HTTP call is therefore
 ``runtime.client_for(key)`` and nothing more.
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Engine
 
 from qb_pipelines.qbo.client import QBOClient, TokenSource
 from qb_pipelines.qbo.oauth import IntuitOAuth
+from qb_pipelines.qbo.ratelimit import RateLimiter, limiter_for
 from qb_pipelines.store.api_keys import ApiKeyStore
 from qb_pipelines.store.connections import ConnectionStore
 from qb_pipelines.store.crypto import SecretBox
@@ -39,6 +41,7 @@ from qb_pipelines.store.feed import FeedStore
 from qb_pipelines.store.mappings import MappingStore
 from qb_pipelines.store.models import utcnow
 from qb_pipelines.store.outbox import Outbox
+from qb_pipelines.store.rate_limits import SharedRateLimiter, shares_across_processes
 from qb_pipelines.store.signin_throttle import SigninThrottleStore
 from qb_pipelines.store.sync_runs import SyncRunStore
 from qb_pipelines.store.tenant_settings import SettingsStore
@@ -95,6 +98,8 @@ class Runtime:
         self.api_keys = ApiKeyStore(sessions, clock=clock)
         self.feed = FeedStore(sessions, box, clock=clock)
         self.warehouse = WarehouseWriter(self.engine)
+        self._limiters: dict[str, SharedRateLimiter] = {}
+        self._limiters_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Runtime({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -191,13 +196,33 @@ class Runtime:
         """Intuit's OAuth client of this app for ``environment`` (the default one when ``None``)."""
         return self.settings.oauth(environment)
 
+    def rate_limiter(self, realm_id: str) -> RateLimiter:
+        """The limiter every client of company ``realm_id`` in this process shares.
+
+        QBO's limits are per company, whichever process calls: a landing run and a push run of
+        one company are two processes. So by default the limiter counts requests in the store
+        across processes (:class:`~qb_pipelines.store.rate_limits.SharedRateLimiter`), with the
+        process-wide in-process limiter of the realm as its fast path and the source of its
+        limits. ``QB_SHARED_RATE_LIMITS=off`` (or an in-memory store, which no other process can
+        share) leaves the in-process limiter alone.
+        """
+        local = limiter_for(str(realm_id))
+        if not self.settings.shared_rate_limits or not shares_across_processes(self.engine):
+            return local
+        with self._limiters_lock:
+            shared = self._limiters.get(str(realm_id))
+            if shared is None or shared.local is not local:  # a new in-process limiter was installed
+                shared = self._limiters[str(realm_id)] = SharedRateLimiter(self.engine, str(realm_id), local)
+            return shared
+
     def client(self, realm_id: str, tokens: TokenSource, environment: str | None = None,
                **client_kwargs: Any) -> QBOClient:
         """A QBO client of ``realm_id`` on ``tokens``, sharing the realm's limiter, reads metered.
 
         The connect flow uses it before the company is stored; everything else uses
-        :meth:`client_for`.
+        :meth:`client_for`. ``client_kwargs`` may name another ``rate_limiter``.
         """
+        client_kwargs.setdefault("rate_limiter", self.rate_limiter(realm_id))
         return QBOClient(realm_id, tokens, self.settings.environment(environment),
                          on_read=self.usage.record_read, **client_kwargs)
 

@@ -14,6 +14,7 @@ put in it.
 | ``QBO_ENVIRONMENT`` | ``production``, ``sandbox`` or ``emulator`` (default ``production``) |
 | ``QBO_EMULATOR_URL`` | the emulator's base URL (default ``http://127.0.0.1:8765`` when the environment is ``emulator``) |
 | ``QBO_REDIRECT_URI`` | the OAuth callback registered with Intuit; only the connect flow needs it |
+| ``QB_SHARED_RATE_LIMITS`` | ``on`` (default): QBO's per-company limits are counted in the store across processes; ``off``: per process only |
 
 Each connection remembers the environment it was made in; :meth:`AppSettings.environment` and
 :meth:`AppSettings.oauth` take that name, so one deployment can hold sandbox and production
@@ -30,7 +31,7 @@ from qb_pipelines.config import SettingsError, required_env
 from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_URL, ENVIRONMENT_NAMES, Environment, environment
 from qb_pipelines.qbo.oauth import IntuitOAuth
 
-__all__ = ["DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError", "required_env"]
+__all__ = ["DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError", "env_flag", "required_env"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class AppSettings:
         environment_name: Default environment (``production``, ``sandbox`` or ``emulator``).
         emulator_url: The emulator's base URL, used for connections made in the emulator.
         redirect_uri: The OAuth callback; refreshing tokens does not use it, connecting does.
+        shared_rate_limits: Count QBO's per-company limits in the store, across every process
+            (:mod:`qb_pipelines.store.rate_limits`); off saves about a millisecond per request
+            where only one process ever calls QuickBooks.
     """
 
     database_url: str | None
@@ -55,6 +59,7 @@ class AppSettings:
     environment_name: str = "production"
     emulator_url: str | None = None
     redirect_uri: str = ""
+    shared_rate_limits: bool = True
 
     def __post_init__(self) -> None:
         name = (self.environment_name or "production").strip().lower()
@@ -105,4 +110,21 @@ class AppSettings:
             environment_name=(env.get("QBO_ENVIRONMENT") or "production").strip().lower(),
             emulator_url=(env.get("QBO_EMULATOR_URL") or "").strip() or None,
             redirect_uri=(env.get("QBO_REDIRECT_URI") or "").strip(),
+            shared_rate_limits=env_flag(env, "QB_SHARED_RATE_LIMITS", default=True),
         )
+
+
+def env_flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """An on/off variable (``1/true/on/yes`` or ``0/false/off/no``; unset or empty: ``default``).
+
+    Raises:
+        SettingsError: any other value.
+    """
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    raise SettingsError(f"{name}={env.get(name)!r} is not valid: use on or off.")

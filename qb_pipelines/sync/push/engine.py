@@ -38,6 +38,7 @@ from qb_pipelines.qbo.errors import (
 )
 from qb_pipelines.store.connection_state import ConnectionUnavailableError
 from qb_pipelines.store.feed import NewEntry
+from qb_pipelines.store.locks import CompanyLocks
 from qb_pipelines.store.mappings import MappingView
 from qb_pipelines.store.models import utcnow
 from qb_pipelines.store.outbox import OutboxView
@@ -671,7 +672,8 @@ def _requestid(realm: str, round_: int, parts: Sequence[tuple[int, int, Any]]) -
 
 
 def push(runtime: Any, company: Company | str, *, now: datetime | None = None, client: QBOClient | None = None,
-         max_batches: int | None = None, progress: Callable[[dict[str, Any]], Any] | None = None) -> PushResult:
+         max_batches: int | None = None, progress: Callable[[dict[str, Any]], Any] | None = None,
+         lock_wait_s: float = 60.0, run_id: str | None = None) -> PushResult:
     """Push a company's outbox to QuickBooks (see the module doc); the mirror of :func:`sync.ingest.land`.
 
     Args:
@@ -681,12 +683,17 @@ def push(runtime: Any, company: Company | str, *, now: datetime | None = None, c
         client: the company's QBO client (built by the runtime by default).
         max_batches: stop after this many batch calls (the rest waits for the next run).
         progress: called after each batch with ``{"entity", "batch", "items"}``.
+        lock_wait_s: how long to wait while another push of the company runs (one push per
+            company at a time, whoever started it; a landing may run alongside).
+        run_id: shown to a push that waits for this one (the Dagster run id).
 
     Returns:
         What happened, per outcome, with API calls and batches.
 
     Raises:
         UnknownCompanyError: the key names no company.
+        CompanyBusyError: another push of the company kept running for ``lock_wait_s`` seconds.
     """
     company = runtime.resolve(company) if isinstance(company, str) else company
-    return _Run(runtime, company, client, now or utcnow(), max_batches, progress).execute()
+    with CompanyLocks(runtime.engine).hold(company.key, "push", run_id=run_id, wait_s=lock_wait_s):
+        return _Run(runtime, company, client, now or utcnow(), max_batches, progress).execute()
