@@ -33,7 +33,7 @@ from qb_pipelines.defs.run_coordinator import (
     company_tags,
 )
 from qb_pipelines.defs.schedules import qbo_poll_schedule
-from qb_pipelines.demo import write_demo_instance
+from qb_pipelines.demo.instance import write_demo_instance
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.crypto import generate_key
