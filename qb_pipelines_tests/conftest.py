@@ -1,23 +1,58 @@
-"""Shared fixtures: a real emulator over real HTTP on a free port, in-process."""
+"""Shared fixtures: real emulators over real HTTP, headless Chromium, and the no-skip rule.
+
+* ``emulator``: a fresh, empty emulator for one test (nothing leaks between tests).
+* ``shared_emulator``: one emulator for a whole test module, for modules whose tests each make
+  their own companies in it (starting an emulator per test would only cost time).
+* ``chromium``: headless Chromium from Debian's package, driven by Playwright, one per module.
+
+The helpers behind them (companies, connections, landings, Dagster resources) are in
+:mod:`qb_pipelines_tests.harness`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 
+#: Chromium from Debian's package (``apt-get install -y chromium``); Playwright drives it.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+
 
 @pytest.fixture
 def emulator() -> Iterator[RunningEmulator]:
     """A fresh, empty emulator (in-memory) served over HTTP for one test."""
-    running = start_in_thread(Emulator(EmulatorSettings()))
-    try:
+    with start_in_thread(Emulator(EmulatorSettings())) as running:
         yield running
-    finally:
-        running.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_emulator() -> Iterator[RunningEmulator]:
+    """One emulator (in-memory, over HTTP) for a whole module: each test makes its own companies."""
+    with start_in_thread(Emulator(EmulatorSettings())) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright, one per module; fails (never skips) when it is absent."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is required at {CHROMIUM} for browser tests. Install it with: "
+                    "sudo apt-get update && sudo apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.hookimpl(hookwrapper=True)
