@@ -363,11 +363,13 @@ class DagsterStack:
         resources: ``qbo`` and ``warehouse``, as bound in the code location.
         runtime: the runtime the resources use (shared in the process).
         instance: a temporary Dagster instance.
+        emulator: the QuickBooks its companies are connected in (none for tests that call no QBO).
     """
 
     resources: dict[str, Any]
     runtime: Runtime
     instance: dg.DagsterInstance
+    emulator: RunningEmulator | None = None
 
     @property
     def qbo(self) -> QBOConnectionResource:
@@ -377,20 +379,22 @@ class DagsterStack:
         """Add a company partition, as the partitions sensor's request does."""
         self.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
 
-    def connect(self, emulator: RunningEmulator, **kwargs: Any) -> Connected:
-        """:func:`connect_company` on this stack's runtime, the company's partition added."""
-        connected = connect_company(emulator, self.runtime, **kwargs)
+    def connect(self, **kwargs: Any) -> Connected:
+        """:func:`connect_company` in the stack's emulator and runtime, the company's partition added."""
+        assert self.emulator is not None, "this stack has no emulator to connect a company in"
+        connected = connect_company(self.emulator, self.runtime, **kwargs)
         self.add_partition(connected.key)
         return connected
 
 
 @contextmanager
-def dagster_stack(settings: AppSettings, *, for_schedules: bool = False, max_retries: int = 1
-                  ) -> Iterator[DagsterStack]:
+def dagster_stack(settings: AppSettings, emulator: RunningEmulator | None = None, *, for_schedules: bool = False,
+                  max_retries: int = 1) -> Iterator[DagsterStack]:
     """A :class:`DagsterStack` over ``settings``' store; the shared runtimes are closed afterwards.
 
     Args:
         settings: the deployment (its store is migrated on first use).
+        emulator: the emulator its companies live in.
         for_schedules: a test instance with an instance ref (``dg.instance_for_test``), as schedule
             and sensor contexts need; an ephemeral one otherwise.
         max_retries: retries of a failed QBO call in runs.
@@ -398,6 +402,6 @@ def dagster_stack(settings: AppSettings, *, for_schedules: bool = False, max_ret
     resources = dagster_resources(settings, max_retries=max_retries)
     try:
         with dg.instance_for_test() if for_schedules else dg.DagsterInstance.ephemeral() as instance:
-            yield DagsterStack(resources, resources["qbo"].runtime(), instance)
+            yield DagsterStack(resources, resources["qbo"].runtime(), instance, emulator)
     finally:
         Runtime.close_shared()
