@@ -15,30 +15,26 @@ import pytest
 from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, report_partition_key
 from qb_pipelines.defs.reports import report_asset_key
-from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
 from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import WebhookEvent
-from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.webhook_inbox import delivery_sha
 from qb_pipelines.sync.companies import company_key
+from qb_pipelines_tests.harness import DagsterStack, dagster_stack, emulator_settings
+
+NO_EMULATOR = "http://127.0.0.1:1"  # nothing listens there: a sensor that called QuickBooks would fail
 
 
 class World:
-    """A store with connected tenants, the QBO resource over it, and a Dagster instance."""
+    """A Dagster stack (the resources, the runtime the sensors use, an instance) with offline tenants."""
 
-    def __init__(self, url: str, instance: dg.DagsterInstance) -> None:
-        key = generate_key()
-        self.qbo = QBOConnectionResource(database_url=url, fernet_key=key, client_id="emulator-client-id",
-                                         client_secret="emulator-client-secret", environment="emulator",
-                                         emulator_url="http://127.0.0.1:1")
-        self.runtime = self.qbo.runtime()  # the very runtime the sensors use
-        self.engine, self.instance = self.runtime.engine, instance
-        self.store = self.runtime.connections
-        self.inbox = self.runtime.inbox
+    def __init__(self, stack: DagsterStack) -> None:
+        self.qbo, self.runtime, self.instance = stack.qbo, stack.runtime, stack.instance
+        self.store, self.inbox = self.runtime.connections, self.runtime.inbox
 
     def connect(self, realm: str | None = None) -> tuple[str, str]:
+        """A tenant connected with tokens nobody uses (the sensors never call QuickBooks)."""
         tenant, realm = f"t{secrets.token_hex(3)}", realm or str(9130000000 + secrets.randbelow(10**6))
         self.runtime.tenants.ensure_tenant(tenant, f"Tenant {tenant}")
         now = datetime.now(UTC)
@@ -58,10 +54,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    with dg.instance_for_test() as instance:  # has an instance ref, as schedule contexts need
-        w = World(f"sqlite:///{tmp_path / 'qb.sqlite'}", instance)
-        yield w
-        w.engine.dispose()
+    settings = emulator_settings(f"sqlite:///{tmp_path / 'qb.sqlite'}", NO_EMULATOR)
+    with dagster_stack(settings, for_schedules=True) as stack:  # an instance ref, as schedule contexts need
+        yield World(stack)
 
 
 def _partitions(world: World) -> set[str]:
