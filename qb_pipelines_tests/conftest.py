@@ -3,6 +3,8 @@
 * ``emulator``: a fresh, empty emulator for one test (nothing leaks between tests).
 * ``shared_emulator``: one emulator for a whole test module, for modules whose tests each make
   their own companies in it (starting an emulator per test would only cost time).
+* ``demo`` and ``landed``: QBO's demo company alone in its own emulator, and that company fully
+  landed in a migrated SQLite file and a throwaway PostgreSQL database (one module at a time).
 * ``chromium``: headless Chromium from Debian's package, driven by Playwright, one per module.
 
 The helpers behind them (companies, connections, landings, Dagster resources) are in
@@ -19,6 +21,8 @@ import pytest
 
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines_tests.databases import migrated_engine
+from qb_pipelines_tests.harness import EmulatorCompany, Landed, demo_company, land_demo
 
 #: Chromium from Debian's package (``apt-get install -y chromium``); Playwright drives it.
 CHROMIUM = "/usr/bin/chromium"
@@ -37,6 +41,25 @@ def shared_emulator() -> Iterator[RunningEmulator]:
     """One emulator (in-memory, over HTTP) for a whole module: each test makes its own companies."""
     with start_in_thread(Emulator(EmulatorSettings())) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[EmulatorCompany]:
+    """QBO's demo company (every transaction type, voided and deleted documents) in its own emulator."""
+    with demo_company() as company:
+        yield company
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def landed(request: pytest.FixtureRequest, demo: EmulatorCompany, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Landed]:
+    """The demo company fully landed with the project's ingest, its current month's reports fetched.
+
+    Tests that tamper with the warehouse do it in ``landed.tampered()`` (rolled back), so the load
+    stays faithful for the module's next test.
+    """
+    with migrated_engine(request.param, tmp_path_factory.mktemp("landed"), "qbp_landed") as engine:
+        yield land_demo(demo, engine)
 
 
 @pytest.fixture(scope="module")

@@ -31,14 +31,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
-from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.seed import seed_demo_company
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
@@ -54,6 +51,11 @@ from qb_pipelines.sync.connections import live_lists
 from qb_pipelines.sync.ingest import LandResult, land
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.sync.settings import AppSettings
+
+if TYPE_CHECKING:  # Dagster is imported by the functions that need it: most tests never do
+    import dagster as dg
+
+    from qb_pipelines.defs.resources import QBOConnectionResource
 
 EMULATOR_CLIENT_ID = "emulator-client-id"
 EMULATOR_CLIENT_SECRET = "emulator-client-secret"
@@ -348,6 +350,8 @@ def dagster_resources(settings: AppSettings, *, max_retries: int = 1) -> dict[st
     ``resources["qbo"].runtime()`` is the process-wide runtime of ``settings``: the very one the
     assets, checks and sensors use.
     """
+    from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
+
     qbo = QBOConnectionResource(database_url=settings.database_url or "", fernet_key=settings.fernet_key,
                                 client_id=settings.client_id, client_secret=settings.client_secret,
                                 environment=settings.environment_name, emulator_url=settings.emulator_url or "",
@@ -377,6 +381,8 @@ class DagsterStack:
 
     def add_partition(self, key: str) -> None:
         """Add a company partition, as the partitions sensor's request does."""
+        from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
+
         self.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
 
     def connect(self, **kwargs: Any) -> Connected:
@@ -399,6 +405,8 @@ def dagster_stack(settings: AppSettings, emulator: RunningEmulator | None = None
             and sensor contexts need; an ephemeral one otherwise.
         max_retries: retries of a failed QBO call in runs.
     """
+    import dagster as dg
+
     resources = dagster_resources(settings, max_retries=max_retries)
     try:
         with dg.instance_for_test() if for_schedules else dg.DagsterInstance.ephemeral() as instance:
