@@ -66,11 +66,18 @@ DEMO_KEY = "demo-co"
 # ------------------------------------------------------------------------------------------ emulators
 
 
-def new_company(emulator: RunningEmulator, name: str | None = None, *, invoices: int = 0) -> str:
-    """A new company with QBO's starting lists, seeded with about ``invoices`` invoices; its realmId."""
-    seed = {"invoices": invoices} if invoices else None
+def new_company(emulator: RunningEmulator, name: str | None = None, *, invoices: int = 0, seed: int = 1) -> str:
+    """A new company with QBO's starting lists (through the control API); its realmId.
+
+    Args:
+        emulator: the running emulator.
+        name: the company's name (a random one by default).
+        invoices: seed it with about this many invoices, with customers, items and payments.
+        seed: the seed of that data (the same seed gives the same company).
+    """
+    body = {"invoices": invoices, "seed": seed} if invoices else None
     with EmulatorControl(emulator.url) as control:
-        return str(control.create_company(name or f"Company {secrets.token_hex(2)}", seed=seed)["realmId"])
+        return str(control.create_company(name or f"Company {secrets.token_hex(2)}", seed=body)["realmId"])
 
 
 def tokens_for(emulator: RunningEmulator, realm: str) -> TokenSet:
@@ -122,6 +129,11 @@ class EmulatorCompany:
         with self.control as control:
             control.revoke_all(self.realm)
             control.expire_tokens(self.realm, "access")
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move QuickBooks' time forward (the whole emulator's): tokens lapse, CDC windows age."""
+        with self.control as control:
+            control.advance_clock(seconds)
 
     def now(self) -> datetime:
         """QuickBooks' clock: the emulator's (tests move it)."""
