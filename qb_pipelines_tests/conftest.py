@@ -13,6 +13,7 @@ The helpers behind them (companies, connections, landings, Dagster resources) ar
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,38 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Dagster 1.13 leaks an instance's context into the thread: close it when the instance closes.
+
+    ``DagsterInstance.__enter__`` makes the instance's definitions-state storage the thread's
+    current one and ``__exit__`` disposes the instance without restoring the previous one; the
+    restore happens whenever the garbage collector gets to it, out of order, and may bring back
+    the storage of an instance already gone. Every code location resolved afterwards (a
+    ``Definitions``, ``dg.materialize``) then fails with "Attempted to resolve undefined
+    DagsterInstance weakref", depending on which test modules ran before. Closing what
+    ``__enter__`` opened, when the instance is exited, restores the storage in order. (Schedule and
+    sensor contexts open an instance too: use them in a ``with`` block so it is exited.)
+    """
+    if "dagster" not in sys.modules:  # no collected test uses Dagster
+        return
+    from dagster import DagsterInstance
+
+    exit_instance = DagsterInstance.__exit__
+    if getattr(exit_instance, "closes_its_context", False):
+        return
+
+    def __exit__(self: DagsterInstance, *exc: object) -> None:
+        try:
+            exit_instance(self, *exc)
+        finally:
+            stack = getattr(self, "_exit_stack", None)
+            if stack is not None:
+                stack.close()
+
+    __exit__.closes_its_context = True  # type: ignore[attr-defined]
+    DagsterInstance.__exit__ = __exit__  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(hookwrapper=True)

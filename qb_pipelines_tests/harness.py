@@ -425,3 +425,4 @@ def dagster_stack(settings: AppSettings, emulator: RunningEmulator | None = None
             yield DagsterStack(resources, resources["qbo"].runtime(), instance, emulator)
     finally:
         Runtime.close_shared()
+

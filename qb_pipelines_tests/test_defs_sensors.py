@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -43,8 +44,15 @@ class World:
         return tenant, realm
 
     def sensor(self, sensor: dg.SensorDefinition, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
-        ctx = dg.build_sensor_context(instance=self.instance, cursor=cursor, resources={"qbo": self.qbo})
-        return sensor(ctx)
+        with dg.build_sensor_context(instance=self.instance, cursor=cursor, resources={"qbo": self.qbo}) as ctx:
+            return sensor(ctx)
+
+    def schedule(self, schedule: dg.ScheduleDefinition, when: datetime) -> list[Any]:
+        """What ``schedule`` asks for at ``when`` (its context closed afterwards, with its instance)."""
+        with dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when,
+                                       resources={"qbo": self.qbo}) as ctx:
+            result = schedule(ctx)
+            return [result] if isinstance(result, dg.RunRequest | dg.SkipReason) else list(result)
 
     def event(self, realm: str, entity: str, entity_id: str, event_id: str | None = None) -> None:
         event = WebhookEvent(realm, entity, entity_id, "Update", datetime.now(UTC).isoformat(),
@@ -129,18 +137,15 @@ def test_schedules_request_one_run_per_connected_company_with_its_tag(world: Wor
     world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, sorted(keys))
     world.store.disconnect(t3)
     when = datetime(2026, 11, 21, 12, 5, tzinfo=UTC)
-    ctx = dg.build_schedule_context(instance=world.instance, scheduled_execution_time=when,
-                                    resources={"qbo": world.qbo})
-    requests = [r for r in qbo_poll_schedule(ctx) if isinstance(r, dg.RunRequest)]
+    requests = [r for r in world.schedule(qbo_poll_schedule, when) if isinstance(r, dg.RunRequest)]
     assert {r.partition_key for r in requests} == {company_key(t1, r1), company_key(t2, r2)}
     assert all(r.tags[COMPANY_TAG] == r.partition_key for r in requests)
     assert len({r.run_key for r in requests}) == 2
 
-    weekly = [r for r in qbo_weekly_full_refresh_schedule(ctx) if isinstance(r, dg.RunRequest)]
+    weekly = [r for r in world.schedule(qbo_weekly_full_refresh_schedule, when) if isinstance(r, dg.RunRequest)]
     assert {r.partition_key for r in weekly} == {company_key(t1, r1), company_key(t2, r2)}
 
-    token = qbo_token_refresh_schedule(dg.build_schedule_context(instance=world.instance,
-                                                                 scheduled_execution_time=when))
+    (token,) = world.schedule(qbo_token_refresh_schedule, when)
     assert isinstance(token, dg.RunRequest)
 
 
