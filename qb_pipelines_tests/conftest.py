@@ -3,8 +3,8 @@
 * ``emulator``: a fresh, empty emulator for one test (nothing leaks between tests).
 * ``shared_emulator``: one emulator for a whole test module, for modules whose tests each make
   their own companies in it (starting an emulator per test would only cost time).
-* ``demo`` and ``landed``: QBO's demo company alone in its own emulator, and that company fully
-  landed in a migrated SQLite file and a throwaway PostgreSQL database (one module at a time).
+* ``shared_demo`` and ``landed``: QBO's demo company alone in its own emulator for a whole module,
+  and that company fully landed in a migrated SQLite file and a throwaway PostgreSQL database.
 * ``chromium``: headless Chromium from Debian's package, driven by Playwright, one per module.
 
 The helpers behind them (companies, connections, landings, Dagster resources) are in
@@ -45,14 +45,14 @@ def shared_emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[EmulatorCompany]:
+def shared_demo() -> Iterator[EmulatorCompany]:
     """QBO's demo company (every transaction type, voided and deleted documents) in its own emulator."""
     with demo_company() as company:
         yield company
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def landed(request: pytest.FixtureRequest, demo: EmulatorCompany, tmp_path_factory: pytest.TempPathFactory
+def landed(request: pytest.FixtureRequest, shared_demo: EmulatorCompany, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Landed]:
     """The demo company fully landed with the project's ingest, its current month's reports fetched.
 
@@ -60,7 +60,7 @@ def landed(request: pytest.FixtureRequest, demo: EmulatorCompany, tmp_path_facto
     stays faithful for the module's next test.
     """
     with migrated_engine(request.param, tmp_path_factory.mktemp("landed"), "qbp_landed") as engine:
-        yield land_demo(demo, engine)
+        yield land_demo(shared_demo, engine)
 
 
 @pytest.fixture(scope="module")

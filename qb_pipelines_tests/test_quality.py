@@ -83,10 +83,10 @@ def test_unbalanced_journal_entry_fails(landed: Landed) -> None:
 
 
 def test_invalid_date_text_is_reported_not_crashed_on(tmp_path_factory: pytest.TempPathFactory,
-                                                       demo: EmulatorCompany) -> None:
+                                                       shared_demo: EmulatorCompany) -> None:
     """SQLite stores dates as text: a malformed one must reach the expectation."""
     with migrated_engine("sqlite", tmp_path_factory.mktemp("quality_dates"), "qbp_dates") as engine:
-        land_demo(demo, engine)
+        land_demo(shared_demo, engine)
         with engine.begin() as conn:
             ident = conn.execute(sa.text("SELECT MIN(id) FROM qbo_invoice")).scalar_one()
             conn.execute(sa.text("UPDATE qbo_invoice SET due_date = '2024-13-45' WHERE id = :i"), {"i": ident})

@@ -140,13 +140,13 @@ def test_edge_shapes_flatten() -> None:
 
 
 @pytest.fixture(scope="module")
-def live(demo: EmulatorCompany) -> dict[str, dict]:
-    client = demo.token_client()
-    return {name: reports.fetch_month(client, name, demo.month) for name in reports.REPORTS}
+def live(shared_demo: EmulatorCompany) -> dict[str, dict]:
+    client = shared_demo.token_client()
+    return {name: reports.fetch_month(client, name, shared_demo.month) for name in reports.REPORTS}
 
 
-def test_live_reports_flatten_with_month_columns(demo: EmulatorCompany, live: dict[str, dict]) -> None:
-    month = reports.parse_month(demo.month)
+def test_live_reports_flatten_with_month_columns(shared_demo: EmulatorCompany, live: dict[str, dict]) -> None:
+    month = reports.parse_month(shared_demo.month)
     pl = reports.flatten(live["ProfitAndLoss"])
     month_rows = pl[pl["column_key"] != "total"]
     assert set(month_rows["period_start"]) == {month.start} and set(month_rows["period_end"]) == {month.end}
@@ -178,18 +178,18 @@ def test_live_reports_flatten_with_month_columns(demo: EmulatorCompany, live: di
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_partition_is_replaced_atomically(dialect: str, demo: EmulatorCompany, live: dict[str, dict],
+def test_partition_is_replaced_atomically(dialect: str, shared_demo: EmulatorCompany, live: dict[str, dict],
                                           tmp_path_factory: pytest.TempPathFactory) -> None:
     with migrated_engine(dialect, tmp_path_factory.mktemp("reports"), "qbp_reports") as engine:
         frames = {name: reports.flatten(body) for name, body in live.items()}
         for name, frame in frames.items():
-            assert report_tables.replace_partition(engine, "co", name, demo.month, frame) == {
+            assert report_tables.replace_partition(engine, "co", name, shared_demo.month, frame) == {
                 "deleted": 0, "inserted": len(frame)}
         # a rerun replaces, never duplicates
         pl = frames["ProfitAndLoss"]
-        assert report_tables.replace_partition(engine, "co", "ProfitAndLoss", demo.month, pl) == {
+        assert report_tables.replace_partition(engine, "co", "ProfitAndLoss", shared_demo.month, pl) == {
             "deleted": len(pl), "inserted": len(pl)}
-        back = report_tables.read_partition(engine, "co", "ProfitAndLoss", demo.month)
+        back = report_tables.read_partition(engine, "co", "ProfitAndLoss", shared_demo.month)
         assert len(back) == len(pl)
         assert reports.summary_amount(back, "NetIncome") == reports.summary_amount(pl, "NetIncome")
         assert list(back["section_path"]) == list(pl.sort_values(["row_no", "column_key"])["section_path"])
@@ -197,7 +197,7 @@ def test_partition_is_replaced_atomically(dialect: str, demo: EmulatorCompany, l
         broken = pl.copy()
         broken.loc[broken.index[-1], "row_type"] = None
         with pytest.raises(sa.exc.IntegrityError):
-            report_tables.replace_partition(engine, "co", "ProfitAndLoss", demo.month, broken)
-        assert len(report_tables.read_partition(engine, "co", "ProfitAndLoss", demo.month)) == len(pl)
-        assert report_tables.periods(engine, "co") == [demo.month]
-        assert report_tables.read_partition(engine, "other", "ProfitAndLoss", demo.month).empty
+            report_tables.replace_partition(engine, "co", "ProfitAndLoss", shared_demo.month, broken)
+        assert len(report_tables.read_partition(engine, "co", "ProfitAndLoss", shared_demo.month)) == len(pl)
+        assert report_tables.periods(engine, "co") == [shared_demo.month]
+        assert report_tables.read_partition(engine, "other", "ProfitAndLoss", shared_demo.month).empty
