@@ -20,8 +20,8 @@ callback would connect it. This module builds those once for every test module:
   :func:`dagster_resources` and :func:`dagster_stack` (the resources the code location binds,
   over the very runtime the assets use, with a Dagster instance).
 
-The pytest fixtures built on it (``emulator``, ``shared_emulator``, ``chromium``) live in
-``conftest.py``; test modules never import each other.
+The pytest fixtures built on it (``emulator``, ``shared_emulator``, ``shared_demo``, ``landed``,
+``chromium``) live in ``conftest.py``; test modules never import each other (``test_suite_rules``).
 """
 
 from __future__ import annotations
