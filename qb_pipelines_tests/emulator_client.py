@@ -153,8 +153,14 @@ def control(running: Any, method: str, path: str, **kwargs: Any) -> requests.Res
     """The raw answer of a control request (``/_emulator/<path>``), for tests that assert its status.
 
     Sent by the project's one control client (:class:`EmulatorControl`), not by a second one.
+
+    Args:
+        running: the running emulator, or its base URL.
+        method: the HTTP method.
+        path: the path under ``/_emulator/``.
+        **kwargs: ``json``, ``params``, ``data``, ``headers``, ``timeout`` of the request.
     """
-    with EmulatorControl(running.url) as client:
+    with EmulatorControl(running if isinstance(running, str) else running.url) as client:
         return client.response(method, path, **kwargs)
 
 

@@ -20,6 +20,7 @@ from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.devtools.processes import SupervisedProcess
 from qb_pipelines.devtools.services import LISTENING_PREFIX
 from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "qb-pipelines"
@@ -73,12 +74,8 @@ def serve_process(*args: str, startup_s: float = 120.0) -> Iterator[ServedEmulat
         line = served.wait_for_line(lambda line: line.startswith(LISTENING_PREFIX), startup_s)
         served.url = line[len(LISTENING_PREFIX) :]
         # The line is printed just before the server binds its port; wait until it answers.
-        for _ in range(400):
-            try:
-                requests.get(f"{served.url}/_emulator/companies", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        with EmulatorControl(served.url) as control:
+            control.wait_until_ready(20, poll_s=0.05)
         yield served
 
 
@@ -94,20 +91,21 @@ def test_serve_prints_its_url_and_answers_the_control_api() -> None:
     with serve_process() as served:
         assert served.lines == [f"{LISTENING_PREFIX}{served.url}"]
         assert served.url.startswith("http://127.0.0.1:")
-        resp = requests.get(f"{served.url}/_emulator/companies", timeout=10)
-        assert resp.status_code == 200
-        assert resp.json() == []
+        with EmulatorControl(served.url) as control:
+            assert control.companies() == []
 
 
 def test_serve_with_seed_and_data_file_keeps_the_demo_company_across_restarts(tmp_path: Path) -> None:
     data_file = tmp_path / "emulator.sqlite"
     with serve_process("--seed", "7", "--data-file", str(data_file)) as served:
-        first = requests.get(f"{served.url}/_emulator/companies", timeout=10).json()
+        with EmulatorControl(served.url) as control:
+            first = control.companies()
         assert len(first) == 1 and first[0]["realmId"]
         served.wait_for_line(lambda line: first[0]["realmId"] in line, timeout=10)
     # restarted without --seed: the same company is still there, nothing re-seeded
     with serve_process("--data-file", str(data_file)) as served:
-        again = requests.get(f"{served.url}/_emulator/companies", timeout=10).json()
+        with EmulatorControl(served.url) as control:
+            again = control.companies()
         assert [c["realmId"] for c in again] == [c["realmId"] for c in first]
 
 

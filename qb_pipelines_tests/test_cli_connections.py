@@ -8,28 +8,23 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from click.testing import CliRunner
 
 from qb_pipelines.cli import cli
 from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.connections import ConnectionState
-from qb_pipelines.store.crypto import SecretBox, generate_key
+from qb_pipelines.store.crypto import SecretBox
 from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines_tests.harness import emulator_settings, new_company, settings_env
 
 
 @pytest.fixture
 def env(tmp_path: Path, emulator: RunningEmulator) -> dict[str, str]:
-    return {
-        "QB_DATABASE_URL": f"sqlite:///{tmp_path / 'store.sqlite'}",
-        "QB_FERNET_KEY": generate_key(),
-        "QBO_ENVIRONMENT": "emulator",
-        "QBO_EMULATOR_URL": emulator.url,
-        "QBO_CLIENT_ID": "emulator-client-id",
-        "QBO_CLIENT_SECRET": "emulator-client-secret",
-        "QBO_REDIRECT_URI": "http://127.0.0.1:8000/oauth/callback",
-    }
+    """The environment of a deployment on a fresh SQLite store, next to a fresh emulator."""
+    return settings_env(emulator_settings(f"sqlite:///{tmp_path / 'store.sqlite'}", emulator,
+                                          redirect_uri="http://127.0.0.1:8000/oauth/callback"))
 
 
 def _invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -66,16 +61,16 @@ def test_connections_refresh_refreshes_due_and_expires_revoked(env: dict[str, st
     """A connection whose token lapses soon is refreshed; one Intuit revoked becomes session expired."""
     runtime = Runtime.from_env(env)
     store = runtime.connections
-    realms = [emulator.emu.engine.create_company(f"Refresh Co {i}") for i in range(2)]
-    for key, realm in zip(("alive", "revoked"), realms, strict=True):
-        runtime.tenants.ensure_tenant(key, key.title())
-        raw = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
-        tokens = TokenSet.from_response(raw, realm_id=realm, now=emulator.emu.clock.now())
-        # pretend the access token lapses in 2 minutes, so the refresh is due
-        tokens = dataclasses.replace(tokens, access_expires_at=tokens.access_expires_at - timedelta(minutes=58))
-        store.save_tokens_on_connect(key, "emulator", realm, f"Refresh Co {key}", "demo@example.com", "Demo",
-                                     "User", tokens)
-    requests.post(f"{emulator.url}/_emulator/oauth/revoke-all", json={"realmId": realms[1]}, timeout=10)
+    realms = [new_company(emulator, f"Refresh Co {i}") for i in range(2)]
+    with EmulatorControl(emulator.url) as control:
+        for key, realm in zip(("alive", "revoked"), realms, strict=True):
+            runtime.tenants.ensure_tenant(key, key.title())
+            tokens = TokenSet.from_response(control.tokens(realm), realm_id=realm, now=emulator.emu.clock.now())
+            # pretend the access token lapses in 2 minutes, so the refresh is due
+            tokens = dataclasses.replace(tokens, access_expires_at=tokens.access_expires_at - timedelta(minutes=58))
+            store.save_tokens_on_connect(key, "emulator", realm, f"Refresh Co {key}", "demo@example.com", "Demo",
+                                         "User", tokens)
+        control.revoke_all(realms[1])
 
     code, out = _invoke(env, "connections", "refresh")
     assert code == 0, out
@@ -84,3 +79,4 @@ def test_connections_refresh_refreshes_due_and_expires_revoked(env: dict[str, st
     assert alive.state is ConnectionState.CONNECTED
     assert alive.access_expires_at > emulator.emu.clock.now() + timedelta(minutes=50)
     assert store.get("revoked").state is ConnectionState.SESSION_EXPIRED
+    runtime.close()

@@ -11,33 +11,21 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import requests
 
 from qb_pipelines.defs.assets import INGEST_OP_NAME, entity_asset_key, qbo_raw_entities
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
-from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.seed import seed_company
-from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.locks import CompanyLocks
 from qb_pipelines.sync.companies import company_key
 from qb_pipelines.sync.runtime import Runtime
-
-
-@pytest.fixture
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_in_thread(Emulator(EmulatorSettings()))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_a_dagster_landing_waits_for_another_landing_of_its_company(emulator: RunningEmulator,

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -15,30 +16,26 @@ import pytest
 from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, report_partition_key
 from qb_pipelines.defs.reports import report_asset_key
-from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
 from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import WebhookEvent
-from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.webhook_inbox import delivery_sha
 from qb_pipelines.sync.companies import company_key
+from qb_pipelines_tests.harness import DagsterStack, dagster_stack, emulator_settings
+
+NO_EMULATOR = "http://127.0.0.1:1"  # nothing listens there: a sensor that called QuickBooks would fail
 
 
 class World:
-    """A store with connected tenants, the QBO resource over it, and a Dagster instance."""
+    """A Dagster stack (the resources, the runtime the sensors use, an instance) with offline tenants."""
 
-    def __init__(self, url: str, instance: dg.DagsterInstance) -> None:
-        key = generate_key()
-        self.qbo = QBOConnectionResource(database_url=url, fernet_key=key, client_id="emulator-client-id",
-                                         client_secret="emulator-client-secret", environment="emulator",
-                                         emulator_url="http://127.0.0.1:1")
-        self.runtime = self.qbo.runtime()  # the very runtime the sensors use
-        self.engine, self.instance = self.runtime.engine, instance
-        self.store = self.runtime.connections
-        self.inbox = self.runtime.inbox
+    def __init__(self, stack: DagsterStack) -> None:
+        self.qbo, self.runtime, self.instance = stack.qbo, stack.runtime, stack.instance
+        self.store, self.inbox = self.runtime.connections, self.runtime.inbox
 
     def connect(self, realm: str | None = None) -> tuple[str, str]:
+        """A tenant connected with tokens nobody uses (the sensors never call QuickBooks)."""
         tenant, realm = f"t{secrets.token_hex(3)}", realm or str(9130000000 + secrets.randbelow(10**6))
         self.runtime.tenants.ensure_tenant(tenant, f"Tenant {tenant}")
         now = datetime.now(UTC)
@@ -47,8 +44,15 @@ class World:
         return tenant, realm
 
     def sensor(self, sensor: dg.SensorDefinition, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
-        ctx = dg.build_sensor_context(instance=self.instance, cursor=cursor, resources={"qbo": self.qbo})
-        return sensor(ctx)
+        with dg.build_sensor_context(instance=self.instance, cursor=cursor, resources={"qbo": self.qbo}) as ctx:
+            return sensor(ctx)
+
+    def schedule(self, schedule: dg.ScheduleDefinition, when: datetime) -> list[Any]:
+        """What ``schedule`` asks for at ``when`` (its context closed afterwards, with its instance)."""
+        with dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when,
+                                       resources={"qbo": self.qbo}) as ctx:
+            result = schedule(ctx)
+            return [result] if isinstance(result, dg.RunRequest | dg.SkipReason) else list(result)
 
     def event(self, realm: str, entity: str, entity_id: str, event_id: str | None = None) -> None:
         event = WebhookEvent(realm, entity, entity_id, "Update", datetime.now(UTC).isoformat(),
@@ -58,10 +62,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    with dg.instance_for_test() as instance:  # has an instance ref, as schedule contexts need
-        w = World(f"sqlite:///{tmp_path / 'qb.sqlite'}", instance)
-        yield w
-        w.engine.dispose()
+    settings = emulator_settings(f"sqlite:///{tmp_path / 'qb.sqlite'}", NO_EMULATOR)
+    with dagster_stack(settings, for_schedules=True) as stack:  # an instance ref, as schedule contexts need
+        yield World(stack)
 
 
 def _partitions(world: World) -> set[str]:
@@ -134,18 +137,15 @@ def test_schedules_request_one_run_per_connected_company_with_its_tag(world: Wor
     world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, sorted(keys))
     world.store.disconnect(t3)
     when = datetime(2026, 11, 21, 12, 5, tzinfo=UTC)
-    ctx = dg.build_schedule_context(instance=world.instance, scheduled_execution_time=when,
-                                    resources={"qbo": world.qbo})
-    requests = [r for r in qbo_poll_schedule(ctx) if isinstance(r, dg.RunRequest)]
+    requests = [r for r in world.schedule(qbo_poll_schedule, when) if isinstance(r, dg.RunRequest)]
     assert {r.partition_key for r in requests} == {company_key(t1, r1), company_key(t2, r2)}
     assert all(r.tags[COMPANY_TAG] == r.partition_key for r in requests)
     assert len({r.run_key for r in requests}) == 2
 
-    weekly = [r for r in qbo_weekly_full_refresh_schedule(ctx) if isinstance(r, dg.RunRequest)]
+    weekly = [r for r in world.schedule(qbo_weekly_full_refresh_schedule, when) if isinstance(r, dg.RunRequest)]
     assert {r.partition_key for r in weekly} == {company_key(t1, r1), company_key(t2, r2)}
 
-    token = qbo_token_refresh_schedule(dg.build_schedule_context(instance=world.instance,
-                                                                 scheduled_execution_time=when))
+    (token,) = world.schedule(qbo_token_refresh_schedule, when)
     assert isinstance(token, dg.RunRequest)
 
 

@@ -9,16 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from qb_pipelines.emulator.oauth import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD
 from qb_pipelines.emulator.server import RunningEmulator
-
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = pytest.mark.browser
 
@@ -64,25 +61,7 @@ def callback() -> Iterator[_Callback]:
         cb.close()
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium is required at {CHROMIUM} for browser tests. Install it with: "
-            "sudo apt-get update && sudo apt-get install -y chromium"
-        )
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _start(emulator: RunningEmulator, callback: _Callback, browser: Browser, state: str):
+def _start(emulator: RunningEmulator, callback: _Callback, chromium: Browser, state: str):
     """Two companies, an app whose redirect URI is the callback server, and a page at the sign-in form."""
     engine = emulator.emu.engine
     realms = [engine.create_company("Keller Plumbing"), engine.create_company("Amy's Bird Sanctuary")]
@@ -96,7 +75,7 @@ def _start(emulator: RunningEmulator, callback: _Callback, browser: Browser, sta
             "state": state,
         }
     )
-    page = browser.new_page()
+    page = chromium.new_page()
     page.goto(f"{emulator.url}/connect/oauth2?{query}")
     page.fill("#email", DEFAULT_USER_EMAIL)
     page.fill("#password", DEFAULT_USER_PASSWORD)
@@ -104,8 +83,8 @@ def _start(emulator: RunningEmulator, callback: _Callback, browser: Browser, sta
     return realms, page
 
 
-def test_sign_in_choose_company_and_connect(emulator: RunningEmulator, callback: _Callback, browser: Browser) -> None:
-    realms, page = _start(emulator, callback, browser, state="browser-state-1")
+def test_sign_in_choose_company_and_connect(emulator: RunningEmulator, callback: _Callback, chromium: Browser) -> None:
+    realms, page = _start(emulator, callback, chromium, state="browser-state-1")
     assert page.locator("input[name=realmId]").count() == 2
     page.check(f"#company-{realms[1]}")
     page.click("#next")
@@ -121,8 +100,8 @@ def test_sign_in_choose_company_and_connect(emulator: RunningEmulator, callback:
     assert got["code"]
 
 
-def test_cancel_returns_access_denied(emulator: RunningEmulator, callback: _Callback, browser: Browser) -> None:
-    realms, page = _start(emulator, callback, browser, state="browser-state-2")
+def test_cancel_returns_access_denied(emulator: RunningEmulator, callback: _Callback, chromium: Browser) -> None:
+    realms, page = _start(emulator, callback, chromium, state="browser-state-2")
     page.check(f"#company-{realms[0]}")
     page.click("#next")
     page.click("#cancel")

@@ -20,18 +20,18 @@ from qb_pipelines.emulator.clock import PACIFIC, qbo_timestamp
 from qb_pipelines.emulator.faults import QBOFault
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines_tests.emulator_client import connect, issue_tokens
+from qb_pipelines_tests.emulator_rows import REALM, EmulatorRows
 from qb_pipelines_tests.samples import SAMPLES
-from qb_pipelines_tests.test_emulator_query import REALM, Store
 
 DAY = 86400.0
 
 
 @pytest.fixture
-def store() -> Store:
-    return Store()
+def store() -> EmulatorRows:
+    return EmulatorRows()
 
 
-def _now(store: Store) -> float:
+def _now(store: EmulatorRows) -> float:
     return store.clock.timestamp()
 
 
@@ -39,11 +39,11 @@ def _since(ts: float) -> str:
     return qbo_timestamp(ts)
 
 
-def _changes(store: Store, entities: str, since: str) -> dict:
+def _changes(store: EmulatorRows, entities: str, since: str) -> dict:
     return orjson.loads(cdc.changes(store.emu, REALM, entities, since))
 
 
-def _fault(store: Store, entities: str, since: str) -> dict:
+def _fault(store: EmulatorRows, entities: str, since: str) -> dict:
     with pytest.raises(QBOFault) as info:
         cdc.changes(store.emu, REALM, entities, since)
     assert info.value.status == 400
@@ -54,7 +54,7 @@ def _sample() -> dict:
     return json.loads((SAMPLES / "cdc_response.json").read_text())
 
 
-def test_changes_have_the_sample_envelope_and_blocks(store: Store) -> None:
+def test_changes_have_the_sample_envelope_and_blocks(store: EmulatorRows) -> None:
     now = _now(store)
     customer = store.put("Customer", 63, {"DisplayName": "Amy's Bird Sanctuary"}, updated=now - 3600)
     estimate = store.put("Estimate", 34, {"TxnStatus": "Pending", "TotalAmt": 582.5}, updated=now - 1800)
@@ -77,7 +77,7 @@ def test_changes_have_the_sample_envelope_and_blocks(store: Store) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", resp["time"])
 
 
-def test_no_changes_is_the_exact_empty_shape(store: Store) -> None:
+def test_no_changes_is_the_exact_empty_shape(store: EmulatorRows) -> None:
     now = _now(store)
     store.put("Customer", 1, {"DisplayName": "Old"}, updated=now - 5 * DAY)
     raw = cdc.changes(store.emu, REALM, "Customer", _since(now - DAY))
@@ -86,7 +86,7 @@ def test_no_changes_is_the_exact_empty_shape(store: Store) -> None:
     assert raw.startswith(b'{"CDCResponse":[{"QueryResponse":[{}]}],"time":"')
 
 
-def test_entities_without_changes_are_empty_blocks_in_request_order(store: Store) -> None:
+def test_entities_without_changes_are_empty_blocks_in_request_order(store: EmulatorRows) -> None:
     now = _now(store)
     store.put("Invoice", 5, {"TotalAmt": 1}, updated=now - 60)
     blocks = _changes(store, "customer, INVOICE ,Item", _since(now - DAY))["CDCResponse"][0]["QueryResponse"]
@@ -94,7 +94,7 @@ def test_entities_without_changes_are_empty_blocks_in_request_order(store: Store
     assert [row["Id"] for row in blocks[1]["Invoice"]] == ["5"]
 
 
-def test_inactive_and_voided_objects_are_ordinary_updates(store: Store) -> None:
+def test_inactive_and_voided_objects_are_ordinary_updates(store: EmulatorRows) -> None:
     now = _now(store)
     inactive = store.put("Customer", 7, {"DisplayName": "Gone (deleted)"}, active=False, updated=now - 60)
     voided = store.put("Invoice", 8, {"TotalAmt": 0, "PrivateNote": "Voided"}, updated=now - 30)
@@ -103,7 +103,7 @@ def test_inactive_and_voided_objects_are_ordinary_updates(store: Store) -> None:
     assert blocks[1]["Invoice"] == [voided]
 
 
-def test_changed_since_accepts_dates_any_offset_and_plus_as_space(store: Store) -> None:
+def test_changed_since_accepts_dates_any_offset_and_plus_as_space(store: EmulatorRows) -> None:
     now = _now(store)
     store.put("Customer", 1, {"DisplayName": "A"}, updated=now - 2 * 3600)
     store.put("Customer", 2, {"DisplayName": "B"}, updated=now - 60)
@@ -123,7 +123,7 @@ def test_changed_since_accepts_dates_any_offset_and_plus_as_space(store: Store) 
     assert [r["Id"] for r in blocks[0]["Customer"]] == ["1", "2"]
 
 
-def test_look_back_is_30_days_of_emulator_time(store: Store) -> None:
+def test_look_back_is_30_days_of_emulator_time(store: EmulatorRows) -> None:
     now = _now(store)
     store.put("Customer", 1, {"DisplayName": "A"}, updated=now - 60)
     ok_since = _since(now - 29 * DAY)
@@ -139,7 +139,7 @@ def test_look_back_is_30_days_of_emulator_time(store: Store) -> None:
     assert _fault(store, "Customer", ok_since)["code"] == "4001"
 
 
-def test_response_is_capped_at_1000_oldest_changes_in_total(store: Store) -> None:
+def test_response_is_capped_at_1000_oldest_changes_in_total(store: EmulatorRows) -> None:
     now = _now(store)
     # 700 customers and 700 invoices, interleaved in time (customer first in each second)
     for i in range(1, 701):
@@ -157,7 +157,7 @@ def test_response_is_capped_at_1000_oldest_changes_in_total(store: Store) -> Non
     assert int(rest[0]["Customer"][0]["Id"]) == 501 and rest[1]["Invoice"][-1]["Id"] == "700"
 
 
-def test_unknown_unsupported_and_missing_parameters_fault(store: Store) -> None:
+def test_unknown_unsupported_and_missing_parameters_fault(store: EmulatorRows) -> None:
     since = _since(_now(store) - DAY)
     assert _fault(store, "Customer,Widget", since) == {
         "Message": "Invalid query", "Detail": "QueryValidationError: invalid context declaration: Widget",
@@ -169,7 +169,7 @@ def test_unknown_unsupported_and_missing_parameters_fault(store: Store) -> None:
     assert _fault(store, "Customer", "yesterday")["code"] == "4001"
 
 
-def test_changes_do_not_cross_companies(store: Store) -> None:
+def test_changes_do_not_cross_companies(store: EmulatorRows) -> None:
     now = _now(store)
     store.put("Customer", 1, {"DisplayName": "Other company"}, updated=now - 60, realm="123145730715194")
     assert _changes(store, "Customer", _since(now - DAY))["CDCResponse"] == [{"QueryResponse": [{}]}]

@@ -17,14 +17,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from qb_pipelines.emulator.clock import qbo_timestamp
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
+from qb_pipelines.qbo.emulator_control import EmulatorControl, EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine
 from qb_pipelines.store.warehouse import WarehouseWriter, create_tables, tables_for
@@ -173,11 +172,8 @@ def warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 def _export(emulator: RunningEmulator, realm: str, entity: str) -> dict[str, dict]:
-    response = requests.get(f"{emulator.url}/_emulator/companies/{realm}/export/{entity}",
-                            params={"include_deleted": "true"}, timeout=30)
-    response.raise_for_status()
-    rows = [requests.models.complexjson.loads(line) for line in response.text.splitlines() if line.strip()]
-    return {row["Id"]: row for row in rows}
+    with EmulatorControl(emulator.url) as control:
+        return {row["Id"]: row for row in control.export(realm, entity, include_deleted=True)}
 
 
 def test_an_incremental_landing_after_a_merge_makes_the_warehouse_equal_quickbooks(

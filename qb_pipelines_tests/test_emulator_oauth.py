@@ -28,6 +28,7 @@ from qb_pipelines.emulator.oauth import (
     REFRESH_ROLLING_S,
 )
 from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines_tests.emulator_client import control
 
 CALLBACK = "https://app.example.com/qbo/callback"
 SCOPE = "com.intuit.quickbooks.accounting openid profile email phone address"
@@ -42,9 +43,7 @@ def _flow(html: str) -> str:
 
 
 def _register_app(emulator: RunningEmulator, redirect_uri: str = CALLBACK) -> dict:
-    resp = requests.post(
-        f"{emulator.url}/_emulator/apps", json={"name": "Field Service Pro", "redirect_uris": [redirect_uri]}
-    )
+    resp = control(emulator, "POST", "apps", json={"name": "Field Service Pro", "redirect_uris": [redirect_uri]})
     assert resp.status_code == 201
     return resp.json()
 
@@ -112,7 +111,7 @@ def _refresh(emulator: RunningEmulator, refresh_token: str, **headers: str) -> r
 
 
 def _control_tokens(emulator: RunningEmulator, realm: str) -> dict:
-    resp = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens")
+    resp = control(emulator, "POST", f"companies/{realm}/tokens")
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -223,11 +222,9 @@ def test_cancel_redirects_with_access_denied(emulator: RunningEmulator, realms: 
 
 def test_single_company_user_goes_straight_to_consent(emulator: RunningEmulator, realms: list[str]) -> None:
     app = _register_app(emulator)
-    resp = requests.post(
-        f"{emulator.url}/_emulator/users",
-        json={"email": "bookkeeper@keller.example", "password": "s3cret", "givenName": "Bea", "familyName": "Keller",
-              "realmIds": [realms[0]]},
-    )
+    resp = control(emulator, "POST", "users",
+                   json={"email": "bookkeeper@keller.example", "password": "s3cret", "givenName": "Bea",
+                         "familyName": "Keller", "realmIds": [realms[0]]})
     assert resp.status_code == 201
     callback = _authorize(emulator, app, email="bookkeeper@keller.example", password="s3cret")
     assert callback["realmId"] == realms[0]
@@ -467,7 +464,7 @@ def test_access_token_expires_after_an_hour_of_emulated_time(emulator: RunningEm
 def test_scaled_clock_expires_access_tokens_in_real_seconds(emulator: RunningEmulator, realms: list[str]) -> None:
     tokens = _control_tokens(emulator, realms[0])
     # 3600 emulated seconds at scale 0.0005 last 1.8 real seconds; expires_in still says 3600
-    resp = requests.post(f"{emulator.url}/_emulator/clock", json={"scale": 0.0005})
+    resp = control(emulator, "POST", "clock", json={"scale": 0.0005})
     assert resp.json()["scale"] == 0.0005
     deadline = time.monotonic() + 20
     while not _auth_error(emulator, realms[0], tokens["access_token"]) and time.monotonic() < deadline:
@@ -479,7 +476,7 @@ def test_scaled_clock_expires_access_tokens_in_real_seconds(emulator: RunningEmu
 
 # --------------------------------------------------------------------------------------------- control API
 def test_control_api_tokens_apps_users(emulator: RunningEmulator, realms: list[str]) -> None:
-    missing = requests.post(f"{emulator.url}/_emulator/companies/404404/tokens")
+    missing = control(emulator, "POST", "companies/404404/tokens")
     assert missing.status_code == 404
     tokens = _control_tokens(emulator, realms[0])
     assert {"access_token", "refresh_token", "client_id", "client_secret", "realmId", "expires_in",
@@ -488,23 +485,23 @@ def test_control_api_tokens_apps_users(emulator: RunningEmulator, realms: list[s
     assert _token(emulator, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
                   (tokens["client_id"], tokens["client_secret"])).status_code == 200
 
-    apps = requests.get(f"{emulator.url}/_emulator/apps").json()
+    apps = control(emulator, "GET", "apps").json()
     assert any(a["client_id"] == DEFAULT_CLIENT_ID and a["client_secret"] == DEFAULT_CLIENT_SECRET for a in apps)
     # registering another redirect URI for an existing app adds to its list
-    requests.post(f"{emulator.url}/_emulator/apps", json={"client_id": DEFAULT_CLIENT_ID,
+    control(emulator, "POST", "apps", json={"client_id": DEFAULT_CLIENT_ID,
                                                           "redirect_uris": ["http://localhost:8080/cb"]})
-    default = next(a for a in requests.get(f"{emulator.url}/_emulator/apps").json()
+    default = next(a for a in control(emulator, "GET", "apps").json()
                    if a["client_id"] == DEFAULT_CLIENT_ID)
     assert "http://localhost:8080/cb" in default["redirect_uris"] and len(default["redirect_uris"]) > 1
 
-    requests.post(f"{emulator.url}/_emulator/users", json={"email": "clerk@example.com", "password": "pw",
+    control(emulator, "POST", "users", json={"email": "clerk@example.com", "password": "pw",
                                                            "givenName": "Cal", "familyName": "Clerk",
                                                            "realmIds": [realms[1]]})
-    for_second = {u["email"] for u in requests.get(f"{emulator.url}/_emulator/users",
+    for_second = {u["email"] for u in control(emulator, "GET", "users",
                                                    params={"realmId": realms[1]}).json()}
     assert for_second == {DEFAULT_USER_EMAIL, "clerk@example.com"}
     assert {u["email"] for u in emulator.emu.oauth.users_for(realms[0])} == {DEFAULT_USER_EMAIL}
-    users = requests.get(f"{emulator.url}/_emulator/users").json()
+    users = control(emulator, "GET", "users").json()
     assert all("password" not in str(u) for u in users)
 
 
@@ -512,25 +509,25 @@ def test_control_api_expire_revoke_all_and_clock(emulator: RunningEmulator, real
     tokens = _control_tokens(emulator, realms[0])
     other_realm = _control_tokens(emulator, realms[1])
 
-    resp = requests.post(f"{emulator.url}/_emulator/oauth/expire", json={"realmId": realms[0], "what": "access"})
+    resp = control(emulator, "POST", "oauth/expire", json={"realmId": realms[0], "what": "access"})
     assert resp.status_code == 200 and resp.json()["expired"]["access"] == 1
     assert _auth_error(emulator, realms[0], tokens["access_token"]).startswith("Token expired")
     assert _auth_error(emulator, realms[1], other_realm["access_token"]) == ""
     tokens = _refresh(emulator, tokens["refresh_token"]).json()
 
-    requests.post(f"{emulator.url}/_emulator/oauth/expire", json={"realmId": realms[0], "what": "refresh"})
+    control(emulator, "POST", "oauth/expire", json={"realmId": realms[0], "what": "refresh"})
     assert _refresh(emulator, tokens["refresh_token"]).json()["error"] == "invalid_grant"
     assert _auth_error(emulator, realms[0], tokens["access_token"]) == ""  # access tokens live on
 
-    resp = requests.post(f"{emulator.url}/_emulator/oauth/revoke-all", json={"realmId": realms[1]})
+    resp = control(emulator, "POST", "oauth/revoke-all", json={"realmId": realms[1]})
     assert resp.json()["revoked_grants"] == 1
     assert _auth_error(emulator, realms[1], other_realm["access_token"]).startswith("Token revoked")
     assert _refresh(emulator, other_realm["refresh_token"]).json()["error"] == "invalid_grant"
 
-    before = requests.get(f"{emulator.url}/_emulator/clock").json()
-    after = requests.post(f"{emulator.url}/_emulator/clock", json={"advance_seconds": 7200}).json()
+    before = control(emulator, "GET", "clock").json()
+    after = control(emulator, "POST", "clock", json={"advance_seconds": 7200}).json()
     assert after["offset_seconds"] == before["offset_seconds"] + 7200
-    assert requests.post(f"{emulator.url}/_emulator/clock", json={"advance_seconds": -1}).status_code == 400
+    assert control(emulator, "POST", "clock", json={"advance_seconds": -1}).status_code == 400
 
 
 def test_data_file_keeps_grants_and_signing_key_across_restart(tmp_path) -> None:

@@ -9,23 +9,17 @@ them (body = the JSON QBO returns), then queried through ``query.execute``, the 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from types import SimpleNamespace
 from urllib.parse import quote
 
 import orjson
 import pytest
 
 from qb_pipelines.emulator import query
-from qb_pipelines.emulator.clock import PACIFIC, Clock, qbo_timestamp
-from qb_pipelines.emulator.db import EmulatorDB
 from qb_pipelines.emulator.faults import QBOFault
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines_tests.emulator_client import connect
+from qb_pipelines_tests.emulator_rows import BASE, REALM, EmulatorRows
 from qb_pipelines_tests.samples import SAMPLES
-
-REALM = "9341452000000001"
-BASE = datetime(2024, 1, 1, 18, 0, tzinfo=UTC).timestamp()  # 2024-01-01T10:00:00-08:00
 
 
 def _sample(name: str) -> dict:
@@ -40,46 +34,8 @@ def _sample(name: str) -> dict:
     }
 
 
-class Store:
-    """An emulator's database and clock, with a helper that stores objects as the engine does."""
-
-    def __init__(self) -> None:
-        self.db = EmulatorDB()
-        self.db.version = 0
-        self.clock = Clock()
-        self.emu = SimpleNamespace(db=self.db, clock=self.clock, company_tz=lambda realm: PACIFIC)
-
-    def put(
-        self,
-        entity: str,
-        obj_id: int,
-        fields: dict | None = None,
-        *,
-        updated: float = BASE,
-        created: float | None = None,
-        active: bool = True,
-        deleted: bool = False,
-        realm: str = REALM,
-    ) -> dict:
-        created = updated if created is None else created
-        meta = {"CreateTime": qbo_timestamp(created), "LastUpdatedTime": qbo_timestamp(updated)}
-        if deleted:
-            body = {"domain": "QBO", "status": "Deleted", "Id": str(obj_id),
-                    "MetaData": {"LastUpdatedTime": meta["LastUpdatedTime"]}}
-        else:
-            body = {**(fields or {}), "domain": "QBO", "sparse": False, "Id": str(obj_id), "SyncToken": "0",
-                    "MetaData": meta}
-            if "Active" not in body and entity in ("Customer", "Item", "Vendor", "Account"):
-                body["Active"] = active
-        with self.db.tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO objects(realm, entity, id, active, status, created_at, updated_at, body) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (realm, entity, obj_id, int(active), "Deleted" if deleted else None, float(int(created)),
-                 float(int(updated)), orjson.dumps(body)),
-            )
-        self.db.version += 1
-        return body
+class Store(EmulatorRows):
+    """The rows, queried through ``query.execute`` as the ``/query`` route does."""
 
     def run(self, text: str, **kw: object) -> dict:
         return orjson.loads(query.execute(self.emu, REALM, text, **kw))

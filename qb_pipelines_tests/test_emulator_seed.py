@@ -20,6 +20,7 @@ import requests
 from qb_pipelines.emulator import seed as seeding
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines_tests.emulator_client import control, issue_tokens
 from qb_pipelines_tests.samples import SAMPLES
 
 
@@ -65,10 +66,8 @@ class Api:
     def __init__(self, running: RunningEmulator, realm: str) -> None:
         self.url = running.url
         self.realm = realm
-        tokens = requests.post(f"{self.url}/_emulator/companies/{realm}/tokens", timeout=30)
-        assert tokens.status_code == 200, tokens.text
         self.session = requests.Session()
-        self.session.headers.update({"Authorization": f"Bearer {tokens.json()['access_token']}",
+        self.session.headers.update({"Authorization": f"Bearer {issue_tokens(running, realm)['access_token']}",
                                      "Accept": "application/json"})
 
     def query(self, text: str) -> dict:
@@ -271,11 +270,10 @@ def _refs(record: Any, key: str) -> list[dict]:
 
 # ------------------------------------------------------------------------------------ bulk
 def test_bulk_seed_of_500_invoices_over_http(emulator: RunningEmulator) -> None:
-    created = requests.post(f"{emulator.url}/_emulator/companies", json={"name": "Bulk Landscaping"}, timeout=30)
+    created = control(emulator, "POST", "companies", json={"name": "Bulk Landscaping"})
     assert created.status_code == 201, created.text
     realm = created.json()["realmId"]
-    seeded = requests.post(f"{emulator.url}/_emulator/companies/{realm}/seed", json={"invoices": 500, "seed": 3},
-                           timeout=120)
+    seeded = control(emulator, "POST", f"companies/{realm}/seed", json={"invoices": 500, "seed": 3}, timeout=120)
     assert seeded.status_code == 200, seeded.text
     summary = seeded.json()
     assert summary["invoices"] == 500 and summary["customers"] == 10 and summary["items"] == 5
@@ -296,8 +294,7 @@ def test_bulk_seed_of_500_invoices_over_http(emulator: RunningEmulator) -> None:
     assert 0 < recent["totalCount"] < 500
     assert _ledger_total(emulator.emu, realm) == pytest.approx(0, abs=1e-6)
     # a second seed continues the numbering and keeps names unique
-    again = requests.post(f"{emulator.url}/_emulator/companies/{realm}/seed", json={"invoices": 20, "seed": 3},
-                          timeout=60).json()
+    again = control(emulator, "POST", f"companies/{realm}/seed", json={"invoices": 20, "seed": 3}, timeout=60).json()
     assert again["invoices"] == 20
     newest = api.query("SELECT * FROM Invoice ORDERBY Id DESC MAXRESULTS 1")["Invoice"][0]
     assert newest["DocNumber"] == "1520"

@@ -20,6 +20,7 @@ import requests
 from qb_pipelines.emulator.faults import AuthFailure, QBOFault
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.emulator.traffic import DropConnection, Traffic
+from qb_pipelines_tests.emulator_client import control
 
 
 @dataclass
@@ -56,20 +57,20 @@ class Company:
         return response.json()["QueryResponse"].get("Customer", [])
 
     def faults(self, body: dict) -> dict:
-        response = requests.post(f"{self.url}/_emulator/faults", json=body)
+        response = control(self.url, "POST", "faults", json=body)
         assert response.status_code == 200, response.text
         return response.json()
 
     def counters(self) -> dict:
-        return requests.get(f"{self.url}/_emulator/companies/{self.realm}/counters").json()
+        return control(self.url, "GET", f"companies/{self.realm}/counters").json()
 
 
 @pytest.fixture
 def company(emulator: RunningEmulator) -> Iterator[Company]:
-    created = requests.post(f"{emulator.url}/_emulator/companies", json={"name": "Traffic Test Landscaping"})
+    created = control(emulator.url, "POST", "companies", json={"name": "Traffic Test Landscaping"})
     assert created.status_code == 201, created.text
     realm = created.json()["realmId"]
-    tokens = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens").json()
+    tokens = control(emulator.url, "POST", f"companies/{realm}/tokens").json()
     yield Company(emulator, realm, {"Authorization": f"Bearer {tokens['access_token']}",
                                     "Accept": "application/json"})
 
@@ -183,21 +184,21 @@ def test_http_client_sees_qbos_429_with_retry_after(company: Company) -> None:
 
 def test_limits_are_configurable_through_the_control_api(company: Company) -> None:
     url = company.url
-    defaults = requests.get(f"{url}/_emulator/limits").json()
+    defaults = control(url, "GET", "limits").json()
     assert defaults == {"per_minute": 500, "concurrent": 10, "batch_per_minute_app": 40,
                         "batch_per_minute_realm": 120, "window_s": 60.0, "coreplus_per_month": None,
                         "enabled": True}
-    assert requests.post(f"{url}/_emulator/limits", json={"per_minute": 3}).json()["per_minute"] == 3
+    assert control(url, "POST", "limits", json={"per_minute": 3}).json()["per_minute"] == 3
     assert [company.companyinfo().status_code for _ in range(4)] == [200, 200, 200, 429]
-    bad = requests.post(f"{url}/_emulator/limits", json={"per_minut": 3})
+    bad = control(url, "POST", "limits", json={"per_minut": 3})
     assert bad.status_code == 400 and "per_minut" in bad.json()["error"]
-    requests.post(f"{url}/_emulator/limits", json={"enabled": False})
+    control(url, "POST", "limits", json={"enabled": False})
     assert company.companyinfo().status_code == 200
-    assert requests.post(f"{url}/_emulator/limits", json={"reset": True}).json() == defaults
+    assert control(url, "POST", "limits", json={"reset": True}).json() == defaults
 
 
 def test_monthly_coreplus_cap_blocks_reads_not_writes(company: Company) -> None:
-    requests.post(f"{company.url}/_emulator/limits", json={"coreplus_per_month": 2})
+    control(company.url, "POST", "limits", json={"coreplus_per_month": 2})
     assert [company.companyinfo().status_code for _ in range(3)] == [200, 200, 429]
     assert company.create_customer("Cap Write Ltd").status_code == 200
 
@@ -257,7 +258,7 @@ def test_an_injected_expired_token_looks_exactly_like_a_natural_one_and_never_qu
     assert injected.status_code == 401
     assert token not in injected.text and token not in str(injected.headers)
     # the same token expiring for real: Intuit's 401 names the token by its id, never by its value
-    expired = requests.post(f"{company.url}/_emulator/oauth/expire", json={"realmId": company.realm, "what": "access"})
+    expired = control(company.url, "POST", "oauth/expire", json={"realmId": company.realm, "what": "access"})
     assert expired.status_code == 200, expired.text
     natural = company.companyinfo()
     assert natural.status_code == 401 and token not in natural.text
@@ -308,10 +309,10 @@ def test_rates_scoped_to_writes_leave_reads_alone(company: Company) -> None:
 def test_invalid_fault_configuration_is_refused_whole(company: Company) -> None:
     for body in ({"rates": {"500": 1.5}}, {"rates": {"500": 0.6, "429": 0.6}}, {"rates": {"boom": 0.1}},
                  {"next": {"fault": "boom"}}, {"scope": {"kinds": ["reads"]}}, {"unknown": 1}):
-        response = requests.post(f"{company.url}/_emulator/faults", json=body)
+        response = control(company.url, "POST", "faults", json=body)
         assert response.status_code == 400, body
         assert response.json()["error"]
-    assert requests.get(f"{company.url}/_emulator/faults").json()["rates"]["500"] == 0.0
+    assert control(company.url, "GET", "faults").json()["rates"]["500"] == 0.0
 
 
 def test_slow_response_makes_a_short_client_timeout_fire(company: Company) -> None:
@@ -368,7 +369,7 @@ def test_counters_and_monthly_metering(company: Company) -> None:
         assert company.companyinfo().status_code == 200
     assert company.create_customer("Metered Write LLC").status_code == 200
     assert len(company.customers_named("Metered Write LLC")) == 1
-    requests.post(f"{url}/_emulator/limits", json={"per_minute": 5})
+    control(url, "POST", "limits", json={"per_minute": 5})
     assert company.companyinfo().status_code == 429
 
     counters = company.counters()
@@ -378,15 +379,15 @@ def test_counters_and_monthly_metering(company: Company) -> None:
     month = company.running.emu.clock.now().astimezone(company.running.emu.company_tz(realm)).strftime("%Y-%m")
     assert counters["metering"] == {month: {"read": 4, "write": 1}}  # the throttled call is not metered
 
-    metering = requests.get(f"{url}/_emulator/metering", params={"realmId": realm, "month": month}).json()
+    metering = control(url, "GET", "metering", params={"realmId": realm, "month": month}).json()
     assert metering == {"metering": [{"realmId": realm, "month": month, "read": 4, "write": 1}]}
-    assert requests.get(f"{url}/_emulator/metering", params={"month": "1999-01"}).json() == {"metering": []}
+    assert control(url, "GET", "metering", params={"month": "1999-01"}).json() == {"metering": []}
 
-    assert requests.post(f"{url}/_emulator/counters/reset", json={}).json() == {"reset": True}
+    assert control(url, "POST", "counters/reset", json={}).json() == {"reset": True}
     after = company.counters()
     assert after["requests"]["total"] == 0 and after["throttled"] == 0
     assert after["metering"] == {month: {"read": 4, "write": 1}}  # metering is kept: it is billing
-    requests.post(f"{url}/_emulator/counters/reset", json={"realmId": realm, "metering": True, "windows": True})
+    control(url, "POST", "counters/reset", json={"realmId": realm, "metering": True, "windows": True})
     assert company.counters()["metering"] == {}
     assert company.companyinfo().status_code == 200  # the window was emptied too
 

@@ -25,6 +25,7 @@ import requests
 from qb_pipelines.emulator.core import Emulator, EmulatorSettings
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.webhooks import parse_notifications, verify
+from qb_pipelines_tests.emulator_client import control
 
 TOKEN = "6c2f43f4-59a0-4a33-8a46-1e0f8c3f5a10"
 TS = datetime(2024, 3, 5, 17, 30, 12, tzinfo=UTC).timestamp()
@@ -93,13 +94,13 @@ def receiver() -> Iterator[Receiver]:
 
 
 def subscribe(base: str, **settings: object) -> dict:
-    response = requests.post(f"{base}/_emulator/webhooks", json=settings)
+    response = control(base, "POST", "webhooks", json=settings)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def flush(url: str) -> dict:
-    response = requests.post(f"{url}/_emulator/webhooks/flush")
+    response = control(url, "POST", "webhooks/flush")
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -109,7 +110,7 @@ def delivered_log(base: str, attempts: int, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     log: dict = {}
     while time.monotonic() < deadline:
-        log = requests.get(f"{base}/_emulator/webhooks/deliveries").json()
+        log = control(base, "GET", "webhooks/deliveries").json()
         entries = log["deliveries"]
         if len(entries) >= attempts and entries[-1]["ok"] and log["pending"] == 0:
             break
@@ -135,8 +136,8 @@ def ids(body: bytes) -> list[str]:
 def test_a_created_customer_is_delivered_signed_as_a_cloudevent(emulator: RunningEmulator,
                                                                   receiver: Receiver) -> None:
     url = emulator.url
-    realm = requests.post(f"{url}/_emulator/companies", json={"name": "Webhook Landscaping"}).json()["realmId"]
-    access = requests.post(f"{url}/_emulator/companies/{realm}/tokens").json()["access_token"]
+    realm = control(url, "POST", "companies", json={"name": "Webhook Landscaping"}).json()["realmId"]
+    access = control(url, "POST", f"companies/{realm}/tokens").json()["access_token"]
     sub = subscribe(url, url=receiver.url, verifier_token=TOKEN, window_s=0.2)
     assert sub["format"] == "cloudevents" and sub["window_s"] == 0.2
 
@@ -298,7 +299,7 @@ def test_a_slow_endpoint_times_out_and_is_retried(emulator: RunningEmulator) -> 
         add_change(emu, "1", "Customer", "1", "Create")
         assert flush(url)["delivered"] == 0
         assert flush(url)["delivered"] == 1
-        log = requests.get(f"{url}/_emulator/webhooks/deliveries").json()["deliveries"]
+        log = control(url, "GET", "webhooks/deliveries").json()["deliveries"]
     finally:
         receiver.close()
     assert [e["status"] for e in log] == [None, 200]
@@ -318,7 +319,7 @@ def test_duplicates_when_configured(emulator: RunningEmulator, receiver: Receive
     (h1, b1), (h2, b2) = received
     assert b1 == b2 and h1["intuit-signature"] == h2["intuit-signature"]
     assert parse_notifications(b1) == parse_notifications(b2)  # same event ids: a receiver can dedupe
-    log = requests.get(f"{url}/_emulator/webhooks/deliveries").json()["deliveries"]
+    log = control(url, "GET", "webhooks/deliveries").json()["deliveries"]
     assert [e["duplicate"] for e in log] == [False, True]
 
 
@@ -340,21 +341,21 @@ def test_out_of_order_when_configured(emulator: RunningEmulator, receiver: Recei
 
 def test_subscription_control_api(emulator: RunningEmulator, receiver: Receiver) -> None:
     url = emulator.url
-    assert requests.get(f"{url}/_emulator/webhooks").json() == {"subscriptions": []}
+    assert control(url, "GET", "webhooks").json() == {"subscriptions": []}
     for bad in ({"url": "ftp://x"}, {"url": receiver.url, "format": "xml"}, {"url": receiver.url, "colour": 1},
                 {"url": receiver.url, "duplicate_probability": 2}):
-        response = requests.post(f"{url}/_emulator/webhooks", json=bad)
+        response = control(url, "POST", "webhooks", json=bad)
         assert response.status_code == 400 and response.json()["error"], bad
     sub = subscribe(url, url=receiver.url)
     assert sub["verifier_token"]  # generated, as the developer portal does
     assert sub["retry_schedule_s"] == [0, 10, 20, 30, 300, 1200, 7200, 14400, 21600]
     assert sub["retry_every_s"] == 21600 and sub["timeout_s"] == 3
     assert subscribe(url, format="legacy")["verifier_token"] == sub["verifier_token"]  # partial update
-    [listed] = requests.get(f"{url}/_emulator/webhooks").json()["subscriptions"]
+    [listed] = control(url, "GET", "webhooks").json()["subscriptions"]
     assert listed["format"] == "legacy" and listed["url"] == receiver.url
 
-    assert requests.delete(f"{url}/_emulator/webhooks").json() == {"deleted": True}
-    assert requests.delete(f"{url}/_emulator/webhooks").status_code == 404
+    assert control(url, "DELETE", "webhooks").json() == {"deleted": True}
+    assert control(url, "DELETE", "webhooks").status_code == 404
     add_change(emulator.emu, "1", "Customer", "1", "Create")
     assert flush(url) == {"attempted": 0, "delivered": 0, "pending": 0}
     assert receiver.bodies() == []

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from qb_pipelines.emulator.core import Emulator, EmulatorSettings
-from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.webhooks import WebhookEvent
 from qb_pipelines.store.feed import read_changes
 from qb_pipelines.store.webhook_inbox import delivery_sha
@@ -25,18 +24,9 @@ from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines_tests.harness import Connected, connect_company, emulator_settings
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_in_thread(Emulator(EmulatorSettings()))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture
-def runtime(emulator: RunningEmulator, tmp_path: Path) -> Iterator[Runtime]:
-    with Runtime(emulator_settings(f"sqlite:///{tmp_path / 'store.sqlite'}", emulator)) as rt:
+def runtime(shared_emulator: RunningEmulator, tmp_path: Path) -> Iterator[Runtime]:
+    with Runtime(emulator_settings(f"sqlite:///{tmp_path / 'store.sqlite'}", shared_emulator)) as rt:
         yield rt
 
 
@@ -59,9 +49,9 @@ def changes(c: Connected, after: int = 0) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def shop(emulator: RunningEmulator, runtime: Runtime) -> Connected:
+def shop(shared_emulator: RunningEmulator, runtime: Runtime) -> Connected:
     """A company with the app's customer, item and invoice pushed and landed once."""
-    company = connect_company(emulator, runtime, conflict_policy="qbo_wins")
+    company = connect_company(shared_emulator, runtime, conflict_policy="qbo_wins")
     send(company, "Customer", "c1", {"display_name": "Ada Lovelace", "phone": "555-1000", "email": "ada@x.co"})
     send(company, "Item", "svc", {"name": "Lawn care", "type": "service", "unit_price": 50})
     send(company, "Invoice", "inv1", {"customer_app_id": "c1", "number": "F-1",

@@ -3,13 +3,12 @@
 Every test talks to a real emulator over HTTP through the project's ``QBOClient`` and writes into
 a real database of each dialect; the truth to compare with is the emulator's own export
 (``/_emulator/companies/{realm}/export/{entity}?include_deleted=true``) and ``/counts``. Changes
-are made as a QuickBooks user would, through ``/_emulator/companies/{realm}/act``.
+are made as a QuickBooks user would, through ``/_emulator/companies/{realm}/act``. Each company
+is a :class:`~qb_pipelines_tests.harness.Landing` under its own company key.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,20 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qb_pipelines.emulator.seed import BulkSeeder, seed_company, seed_demo_company
+from qb_pipelines.emulator.seed import BulkSeeder, seed_demo_company
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo import registry
-from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
-from qb_pipelines.qbo.environments import environment
 from qb_pipelines.store.db import make_engine, migrate
-from qb_pipelines.store.warehouse import LINK_ENTITIES, WarehouseWriter, tables_for
-from qb_pipelines.sync.ingest import MODE_FULL, MODE_FULL_EXPIRED, MODE_INCREMENTAL, land
+from qb_pipelines.store.warehouse import LINK_ENTITIES
+from qb_pipelines.sync.ingest import MODE_FULL, MODE_FULL_EXPIRED, MODE_INCREMENTAL
 from qb_pipelines_tests.databases import throwaway_database
+from qb_pipelines_tests.harness import Landing, new_company
 
 DAY = 86400
 
@@ -47,65 +43,16 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             eng.dispose()
 
 
-class Company:
-    """One emulator company with its client, a warehouse writer and a unique company key."""
-
-    def __init__(self, emulator: RunningEmulator, realm: str, engine: Engine) -> None:
-        self.emulator, self.realm, self.engine = emulator, realm, engine
-        self.url = emulator.url
-        self.key = f"co_{secrets.token_hex(4)}"
-        self.writer = WarehouseWriter(engine)
-        self.client = self.new_client()
-
-    def new_client(self) -> QBOClient:
-        return QBOClient(self.realm, EmulatorControlTokens(self.url, self.realm), environment("emulator", emulator_url=self.url),
-                         backoff_base_s=0.01, backoff_cap_s=0.05)
-
-    def now(self) -> datetime:
-        """QBO's clock: the emulator's (tests move it)."""
-        return datetime.fromtimestamp(self.emulator.emu.clock.timestamp(), UTC)
-
-    def land(self, **kwargs: Any) -> Any:
-        kwargs.setdefault("now", self.now)
-        return land(kwargs.pop("client", self.client), self.writer, self.key, **kwargs)
-
-    def act(self, entity: str, operation: str, body: dict | None = None, **extra: Any) -> dict:
-        resp = requests.post(f"{self.url}/_emulator/companies/{self.realm}/act",
-                             json={"entity": entity, "operation": operation, "body": body or {}, **extra}, timeout=30)
-        assert resp.status_code == 200, resp.text
-        return resp.json()[entity]
-
-    def export(self, entity: str) -> list[dict]:
-        resp = requests.get(f"{self.url}/_emulator/companies/{self.realm}/export/{entity}",
-                            params={"include_deleted": "true"}, timeout=60)
-        resp.raise_for_status()
-        return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        return requests.get(f"{self.url}/_emulator/companies/{self.realm}/counts", timeout=30).json()
-
-    def rows(self, entity: str) -> dict[str, sa.Row]:
-        main, _ = tables_for(entity)
-        with self.engine.connect() as conn:
-            return {r.id: r for r in conn.execute(sa.select(main).where(main.c.company_key == self.key))}
-
-    def child_rows(self, entity: str) -> list[sa.Row]:
-        _, child = tables_for(entity)
-        assert child is not None
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(child).where(child.c.company_key == self.key)))
-
-
 @pytest.fixture
-def demo(emulator: RunningEmulator, engine: Engine) -> Company:
-    return Company(emulator, seed_demo_company(emulator.emu), engine)
+def demo(emulator: RunningEmulator, engine: Engine) -> Landing:
+    return Landing(emulator, seed_demo_company(emulator.emu), engine)
 
 
 def _money(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
-def assert_warehouse_equals_emulator(co: Company, entities: list[str] | None = None, *, deleted: bool = True) -> None:
+def assert_warehouse_equals_emulator(co: Landing, entities: list[str] | None = None, *, deleted: bool = True) -> None:
     """Row for row and amount for amount: raw bodies, typed amounts, lines and links, flags, counts."""
     counts = co.counts()
     for entity in entities or [e.name for e in registry.ENTITIES]:
@@ -149,7 +96,7 @@ def assert_warehouse_equals_emulator(co: Company, entities: list[str] | None = N
 # ---------------------------------------------------------------------------------------- full load
 
 
-def test_full_load_equals_the_emulator_row_for_row(demo: Company) -> None:
+def test_full_load_equals_the_emulator_row_for_row(demo: Landing) -> None:
     first = demo.land()
     assert all(e.mode == MODE_FULL for e in first.entities.values())
     assert first.inserted > 500 and first.updated == 0
@@ -175,13 +122,13 @@ def test_full_load_equals_the_emulator_row_for_row(demo: Company) -> None:
 # ---------------------------------------------------------------------------------------- incremental
 
 
-def _open_invoices(co: Company) -> list[dict]:
+def _open_invoices(co: Landing) -> list[dict]:
     """Invoices nothing else points at (no payment, no link): free to void or delete."""
     return [b for b in co.export("Invoice") if b.get("status") != "Deleted" and not b.get("LinkedTxn")
             and b.get("Balance") == b.get("TotalAmt") and not str(b.get("PrivateNote", "")).startswith("Voided")]
 
 
-def test_incremental_picks_up_creates_updates_voids_deletes_inactivations_and_merges(demo: Company) -> None:
+def test_incremental_picks_up_creates_updates_voids_deletes_inactivations_and_merges(demo: Landing) -> None:
     demo.land()
     demo.land()  # absorb the demo's own recent tombstones
     open_invoices = _open_invoices(demo)
@@ -225,8 +172,8 @@ def test_incremental_picks_up_creates_updates_voids_deletes_inactivations_and_me
 
 
 def test_cdc_window_over_the_1000_cap_is_split_and_loses_nothing(emulator: RunningEmulator, engine: Engine) -> None:
-    realm = requests.post(f"{emulator.url}/_emulator/companies", json={"name": "Cap Co"}, timeout=30).json()["realmId"]
-    co = Company(emulator, realm, engine)
+    realm = new_company(emulator, "Cap Co")
+    co = Landing(emulator, realm, engine)
     # first load as if it ran 20 days ago, then 1500 invoices (and their payments) over the last 31 days
     twenty_days_ago = datetime.fromtimestamp(emulator.emu.clock.timestamp() - 20 * DAY, UTC)
     co.land(now=lambda: twenty_days_ago)
@@ -246,9 +193,9 @@ def test_cdc_window_over_the_1000_cap_is_split_and_loses_nothing(emulator: Runni
     assert changed > 1000
 
 
-def test_a_cursor_older_than_the_lookback_turns_into_a_full_refresh(demo: Company) -> None:
+def test_a_cursor_older_than_the_lookback_turns_into_a_full_refresh(demo: Landing) -> None:
     demo.land()
-    requests.post(f"{demo.url}/_emulator/clock", json={"advance_seconds": 31 * DAY}, timeout=10).raise_for_status()
+    demo.advance_clock(31 * DAY)
     result = demo.land(entities=["Customer", "Invoice", "TaxCode"])
     assert result.entities["Invoice"].mode == MODE_FULL_EXPIRED
     assert result.entities["Customer"].mode == MODE_FULL_EXPIRED
@@ -260,10 +207,10 @@ def test_a_cursor_older_than_the_lookback_turns_into_a_full_refresh(demo: Compan
     assert_warehouse_equals_emulator(demo, ["Customer", "Invoice"], deleted=False)
 
 
-def test_a_cursor_qbo_refuses_as_too_old_turns_into_a_full_refresh(demo: Company) -> None:
+def test_a_cursor_qbo_refuses_as_too_old_turns_into_a_full_refresh(demo: Landing) -> None:
     """Our clock says the cursor is fine, QuickBooks' says it is not: QBO's word wins."""
     demo.land(entities=["Invoice"])
-    requests.post(f"{demo.url}/_emulator/clock", json={"advance_seconds": 31 * DAY}, timeout=10).raise_for_status()
+    demo.advance_clock(31 * DAY)
     result = demo.land(entities=["Invoice"], now=lambda: datetime.now(UTC))
     assert result.entities["Invoice"].mode == MODE_FULL_EXPIRED
     assert_warehouse_equals_emulator(demo, ["Invoice"], deleted=False)
@@ -278,9 +225,8 @@ class Crash(Exception):
 
 def test_a_crashed_full_refresh_resumes_from_its_last_committed_page(emulator: RunningEmulator,
                                                                      engine: Engine) -> None:
-    realm = requests.post(f"{emulator.url}/_emulator/companies", json={"name": "Crash Co"}, timeout=30).json()["realmId"]
-    seed_company(emulator.emu, realm, invoices=450, seed=5)
-    co = Company(emulator, realm, engine)
+    realm = new_company(emulator, "Crash Co", invoices=450, seed=5)
+    co = Landing(emulator, realm, engine)
 
     def crash_after_two_pages(event: dict) -> None:
         if event["entity"] == "Invoice" and event["page"] == 2:
@@ -298,13 +244,13 @@ def test_a_crashed_full_refresh_resumes_from_its_last_committed_page(emulator: R
     assert co.writer.progress(co.key, "Invoice") is None
     assert_warehouse_equals_emulator(co, ["Invoice"], deleted=False)
 
-    fresh = Company(emulator, realm, engine)
+    fresh = Landing(emulator, realm, engine)
     full = fresh.land(entities=["Invoice"], full=True, page_size=100)
     assert resumed.api_calls < full.api_calls
     assert full.entities["Invoice"].resumed_from is None
 
 
-def test_full_refresh_finds_hard_deletes_that_cdc_missed(demo: Company) -> None:
+def test_full_refresh_finds_hard_deletes_that_cdc_missed(demo: Landing) -> None:
     demo.land(entities=["Invoice"])
     victim = _open_invoices(demo)[0]
     demo.act("Invoice", "delete", {"Id": victim["Id"]})  # a delete the incremental runs never saw
@@ -317,7 +263,7 @@ def test_full_refresh_finds_hard_deletes_that_cdc_missed(demo: Company) -> None:
     assert_warehouse_equals_emulator(demo, ["Invoice"], deleted=False)
 
 
-def test_a_full_rerun_changes_nothing(demo: Company) -> None:
+def test_a_full_rerun_changes_nothing(demo: Landing) -> None:
     demo.land(full=True)
     again = demo.land(full=True)
     assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)

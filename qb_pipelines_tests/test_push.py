@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from qb_pipelines.emulator.core import Emulator, EmulatorSettings
-from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.store.connection_state import ConnectionState
 from qb_pipelines.sync.push import PayloadError, enqueue, push
@@ -24,24 +23,15 @@ CUSTOMER = {"display_name": "Ada Lovelace", "email": "ada@example.com", "phone":
             "address": {"line1": "1 Main St", "city": "Springfield", "region": "CA", "postal_code": "94000"}}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_in_thread(Emulator(EmulatorSettings()))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture
-def runtime(emulator: RunningEmulator, tmp_path: Path) -> Iterator[Runtime]:
-    with Runtime(emulator_settings(f"sqlite:///{tmp_path / 'store.sqlite'}", emulator)) as rt:
+def runtime(shared_emulator: RunningEmulator, tmp_path: Path) -> Iterator[Runtime]:
+    with Runtime(emulator_settings(f"sqlite:///{tmp_path / 'store.sqlite'}", shared_emulator)) as rt:
         yield rt
 
 
 @pytest.fixture
-def company(emulator: RunningEmulator, runtime: Runtime) -> Connected:
-    return connect_company(emulator, runtime)
+def company(shared_emulator: RunningEmulator, runtime: Runtime) -> Connected:
+    return connect_company(shared_emulator, runtime)
 
 
 def send(c: Connected, entity: str, app_id: str, data: dict[str, Any] | None = None, *, version: int = 1,
@@ -189,15 +179,15 @@ def test_nothing_goes_for_an_entity_switched_off_or_flowing_the_other_way(compan
     assert {status(company, e, a).status for e, a in (("Item", "svc"), ("Customer", "c1"))} == {"synced"}
 
 
-def test_nothing_goes_before_the_wizard_while_expired_or_after_a_switch(emulator: RunningEmulator,
+def test_nothing_goes_before_the_wizard_while_expired_or_after_a_switch(shared_emulator: RunningEmulator,
                                                                          runtime: Runtime) -> None:
-    fresh = connect_company(emulator, runtime, configure=False)
+    fresh = connect_company(shared_emulator, runtime, configure=False)
     send(fresh, "Customer", "c1", {"display_name": "Wizard First"})
     result = push(runtime, fresh.key)
     assert result.gate == "complete the Setup Wizard before syncing any data" and result.api_calls == 0
     assert status(fresh, "Customer", "c1").reason == result.gate
 
-    done = connect_company(emulator, runtime)
+    done = connect_company(shared_emulator, runtime)
     send(done, "Customer", "c2", {"display_name": "Expired Session"})
     runtime.connections.mark_state(done.tenant, ConnectionState.SESSION_EXPIRED, "invalid_grant")
     assert "reconnect" in push(runtime, done.key).gate
@@ -207,11 +197,11 @@ def test_nothing_goes_before_the_wizard_while_expired_or_after_a_switch(emulator
 
 
 def test_records_created_before_the_first_connection_are_held_until_an_admin_releases_them(
-        emulator: RunningEmulator, runtime: Runtime) -> None:
+        shared_emulator: RunningEmulator, runtime: Runtime) -> None:
     runtime.tenants.ensure_tenant("early", "Early Bird")
     with runtime.engine.begin() as conn:
         enqueue(conn, "early", entity="Customer", app_id="old-1", version=1, data={"display_name": "Old Customer"})
-    company = connect_company(emulator, runtime, tenant="early")
+    company = connect_company(shared_emulator, runtime, tenant="early")
     send(company, "Customer", "new-1", {"display_name": "New Customer"})
     send(company, "Customer", "backdated", {"display_name": "Backdated"},
          created_at=(datetime.now(UTC) - timedelta(days=30)).isoformat())
@@ -275,18 +265,18 @@ def test_a_taken_name_on_create_links_instead_of_failing(company: Connected) -> 
 # ---------------------------------------------------------------------------------- exactly once
 
 
-def test_a_batch_without_answer_is_resumed_with_its_requestid_and_posts_once(emulator: RunningEmulator,
+def test_a_batch_without_answer_is_resumed_with_its_requestid_and_posts_once(shared_emulator: RunningEmulator,
                                                                              company: Connected) -> None:
     for i in range(3):
         send(company, "Customer", f"c{i}", {"display_name": f"Once {i}"})
-    fault(emulator, {"after_commit": "drop",
+    fault(shared_emulator, {"after_commit": "drop",
                      "next": {"fault": "timeout_after_commit", "count": 10,
                               "scope": {"realms": [company.realm], "paths": ["/batch$"]}}})
     first = push(company.runtime, company.key, client=company.client(max_retries=1))
     assert first.in_flight == 3 and first.created == 0
     rows = [status(company, "Customer", f"c{i}") for i in range(3)]
     assert {r.status for r in rows} == {"in_flight"} and len({r.requestid for r in rows}) == 1
-    fault(emulator, {"clear": True})
+    fault(shared_emulator, {"clear": True})
 
     second = push(company.runtime, company.key)
 
@@ -317,9 +307,9 @@ def test_an_app_update_sends_only_the_fields_it_changed_and_keeps_qbo_side_edits
 
 
 @pytest.mark.parametrize("policy", ["app_wins", "qbo_wins", "manual_review"])
-def test_the_same_field_changed_on_both_sides_follows_the_policy(emulator: RunningEmulator, runtime: Runtime,
+def test_the_same_field_changed_on_both_sides_follows_the_policy(shared_emulator: RunningEmulator, runtime: Runtime,
                                                                  policy: str) -> None:
-    company = connect_company(emulator, runtime, conflict_policy=policy)
+    company = connect_company(shared_emulator, runtime, conflict_policy=policy)
     qbo_id = _synced_customer(company)
     current = company.read("Customer", qbo_id)
     company.act("Customer", "update", {"Id": qbo_id, "SyncToken": current["SyncToken"], "sparse": True,
@@ -382,11 +372,11 @@ def test_delete_inactivates_a_customer_and_deletes_or_voids_invoices(company: Co
 
 
 def test_a_transient_failure_retries_later_and_a_permanent_one_fails_with_the_next_step(
-        emulator: RunningEmulator, company: Connected) -> None:
+        shared_emulator: RunningEmulator, company: Connected) -> None:
     send(company, "Customer", "c1", {"display_name": "Throttled"})
-    fault(emulator, {"next": {"fault": "500", "count": 50, "scope": {"realms": [company.realm]}}})
+    fault(shared_emulator, {"next": {"fault": "500", "count": 50, "scope": {"realms": [company.realm]}}})
     result = push(company.runtime, company.key, client=company.client(max_retries=0))
-    fault(emulator, {"clear": True})
+    fault(shared_emulator, {"clear": True})
     row = status(company, "Customer", "c1")
     assert result.retrying == 1 and row.status == "retrying" and row.api_status == "pending"
     assert row.next_attempt_at is not None and row.next_attempt_at > datetime.now(UTC) and row.attempts == 1
@@ -404,10 +394,10 @@ def test_a_transient_failure_retries_later_and_a_permanent_one_fails_with_the_ne
 
 
 @pytest.mark.postgres
-def test_push_on_postgresql(emulator: RunningEmulator, tmp_path: Path) -> None:
+def test_push_on_postgresql(shared_emulator: RunningEmulator, tmp_path: Path) -> None:
     with throwaway_database("postgresql", tmp_path, "qbp_push") as url, \
-            Runtime(emulator_settings(url, emulator)) as rt:
-        company = connect_company(emulator, rt)
+            Runtime(emulator_settings(url, shared_emulator)) as rt:
+        company = connect_company(shared_emulator, rt)
         send(company, "Customer", "c1", dict(CUSTOMER))
         send(company, "Item", "svc", {"name": "Hedge", "type": "service", "unit_price": 30})
         send(company, "Invoice", "inv", invoice("c1", "svc"))

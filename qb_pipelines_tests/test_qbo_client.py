@@ -3,7 +3,7 @@ reports, PDFs and typed errors.
 
 Tokens come from the emulator's control API and are refreshed through the real token endpoint
 (``IntuitOAuth`` with the emulator's default app), exactly as a connected tenant's would be.
-The helpers here are shared with the other ``test_qbo_*`` modules.
+The helpers shared with the other ``test_qbo_*`` modules are in ``qbo_helpers``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from qb_pipelines.emulator.seed import seed_company
 from qb_pipelines.emulator.server import RunningEmulator
-from qb_pipelines.qbo.client import MemoryTokenSource, QBOClient
-from qb_pipelines.qbo.environments import environment
+from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.errors import (
     AuthorizationError,
     CDCLookbackError,
@@ -29,65 +28,11 @@ from qb_pipelines.qbo.errors import (
     StaleObjectError,
     ValidationError,
 )
-from qb_pipelines.qbo.oauth import IntuitOAuth, TokenSet
-from qb_pipelines.qbo.ratelimit import CompanyRateLimiter
-
-CALLBACK = "http://localhost:3000/callback"  # registered for the emulator's default app
+from qb_pipelines_tests.harness import new_company
+from qb_pipelines_tests.qbo_helpers import Recorder, counters, make_client, token_source
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def new_company(running: RunningEmulator, name: str = "Keller Plumbing") -> str:
-    """A fresh company with QBO's starting lists; returns its realmId."""
-    return running.emu.engine.create_company(name)
-
-
-def oauth_for(running: RunningEmulator, tokens: dict[str, Any] | None = None) -> IntuitOAuth:
-    """The emulator's default app as an :class:`IntuitOAuth` client."""
-    tokens = tokens or {"client_id": "emulator-client-id", "client_secret": "emulator-client-secret"}
-    return IntuitOAuth(tokens["client_id"], tokens["client_secret"], CALLBACK, environment("emulator", running.url))
-
-
-def token_source(running: RunningEmulator, realm: str, **kwargs: Any) -> MemoryTokenSource:
-    """Tokens of a new grant on ``realm`` (no browser), refreshed through the real token endpoint."""
-    resp = requests.post(f"{running.url}/_emulator/companies/{realm}/tokens", timeout=10)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    return MemoryTokenSource(oauth_for(running, body), TokenSet.from_response(body, realm_id=realm), **kwargs)
-
-
-class Recorder:
-    """Records every HTTP request the client sends (URL, method, headers) and every retry delay."""
-
-    def __init__(self) -> None:
-        self.requests: list[requests.PreparedRequest] = []
-        self.delays: list[float] = []
-
-    def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        self.requests.append(response.request)
-        return response
-
-    def sleep(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-def make_client(running: RunningEmulator, realm: str, tokens: Any = None, *, recorder: Recorder | None = None,
-                **kwargs: Any) -> QBOClient:
-    """A client on ``realm`` with its own limiter (QBO's numbers) and, optionally, a recorder."""
-    session = requests.Session()
-    if recorder is not None:
-        session.hooks["response"].append(recorder.hook)
-        kwargs.setdefault("sleep", recorder.sleep)
-    kwargs.setdefault("rate_limiter", CompanyRateLimiter())
-    return QBOClient(realm, tokens or token_source(running, realm), environment("emulator", running.url),
-                     session=session, **kwargs)
-
-
-def counters(running: RunningEmulator, realm: str) -> dict[str, Any]:
-    resp = requests.get(f"{running.url}/_emulator/companies/{realm}/counters", timeout=10)
-    assert resp.status_code == 200
-    return resp.json()
-
-
 def income_account(client: QBOClient) -> dict[str, Any]:
     return next(iter(client.query_all("Account", where="AccountType = 'Income'")))
 
@@ -108,7 +53,7 @@ def invoice_body(customer: dict[str, Any], item: dict[str, Any], amount: float =
 
 @pytest.fixture
 def realm(emulator: RunningEmulator) -> str:
-    return new_company(emulator)
+    return new_company(emulator, "Keller Plumbing")
 
 
 # --------------------------------------------------------------------------------------------- CRUD
@@ -220,8 +165,8 @@ def test_cdc_refuses_windows_older_than_30_days(emulator: RunningEmulator, realm
     assert "full sync" in info.value.hint
 
     # QBO's clock is ahead of ours: its own refusal maps to the same error, with intuit_tid
-    resp = requests.post(f"{emulator.url}/_emulator/clock", json={"advance_seconds": 3 * 86400}, timeout=10)
-    assert resp.status_code == 200
+    with EmulatorControl(emulator.url) as control:
+        control.advance_clock(3 * 86400)
     client = make_client(emulator, realm)
     with pytest.raises(CDCLookbackError) as info:
         client.cdc(["Invoice"], datetime.now(UTC) - timedelta(days=29))

@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.qbo.errors import (
     AuthenticationError,
@@ -26,12 +26,12 @@ from qb_pipelines.qbo.errors import (
     TransientServerError,
 )
 from qb_pipelines.qbo.ratelimit import CompanyRateLimiter, set_limiter
-from qb_pipelines_tests.test_qbo_client import Recorder, counters, make_client, token_source
+from qb_pipelines_tests.qbo_helpers import Recorder, counters, make_client, token_source
 
 
 def inject(running: RunningEmulator, body: dict[str, Any]) -> None:
-    resp = requests.post(f"{running.url}/_emulator/faults", json=body, timeout=10)
-    assert resp.status_code == 200, resp.text
+    with EmulatorControl(running.url) as control:
+        control.set_faults(body)
 
 
 @pytest.fixture
@@ -106,14 +106,15 @@ def test_dropped_connections_on_reads_are_retried(emulator: RunningEmulator, rea
 def test_many_threads_sharing_a_company_cause_no_429(emulator: RunningEmulator, realm: str) -> None:
     # the emulator's real throttles, lowered so the test takes seconds instead of minutes
     limits = {"per_minute": 120, "window_s": 1.0, "concurrent": 5}
-    resp = requests.post(f"{emulator.url}/_emulator/limits", json=limits, timeout=10)
-    assert resp.status_code == 200
+    with EmulatorControl(emulator.url) as control:
+        control.set_limits(limits)
     # the process-wide limiter of this company, configured to match; every client below shares it
     shared = set_limiter(realm, CompanyRateLimiter(per_window=120, window_s=1.0, concurrent=5))
     tokens = token_source(emulator, realm)
     customer = make_client(emulator, realm, tokens=tokens, rate_limiter=shared).create("Customer",
                                                                                         {"DisplayName": "Shared"})
-    requests.post(f"{emulator.url}/_emulator/counters/reset", json={"realmId": realm}, timeout=10)
+    with EmulatorControl(emulator.url) as control:
+        control.call("POST", "counters/reset", {"realmId": realm})
     env = environment("emulator", emulator.url)
     delays: list[float] = []
     errors: list[BaseException] = []
@@ -152,9 +153,8 @@ def test_a_401_mid_run_is_recovered_by_exactly_one_refresh(emulator: RunningEmul
     for _ in range(3):
         client.read("Customer", customer["Id"])
 
-    resp = requests.post(f"{emulator.url}/_emulator/oauth/expire", json={"realmId": realm, "what": "access"},
-                         timeout=10)
-    assert resp.json()["expired"]["access"] >= 1
+    with EmulatorControl(emulator.url) as control:
+        assert control.expire_tokens(realm, "access")["expired"]["access"] >= 1
 
     # eight threads hit the 401 together: the token source refreshes once for all of them
     barrier = threading.Barrier(8)
@@ -198,7 +198,8 @@ def test_a_second_401_raises_and_a_revoked_grant_says_reconnect(emulator: Runnin
     tokens = token_source(emulator, realm)
     client = make_client(emulator, realm, tokens=tokens)
     client.count("Customer")
-    requests.post(f"{emulator.url}/_emulator/oauth/revoke-all", json={"realmId": realm}, timeout=10)
+    with EmulatorControl(emulator.url) as control:
+        control.revoke_all(realm)
     with pytest.raises(InvalidGrantError) as gone:
         client.count("Customer")
     assert "reconnect from Accounting Integrations" in gone.value.hint

@@ -17,6 +17,7 @@ import requests
 from qb_pipelines.emulator.oauth import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.qbo.errors import AuthenticationError, InvalidGrantError, OAuthError
 from qb_pipelines.qbo.oauth import SCOPES, IntuitOAuth, TokenSet
@@ -34,10 +35,8 @@ def _flow(html: str) -> str:
 @pytest.fixture
 def app(emulator: RunningEmulator) -> IntuitOAuth:
     """A developer app registered with the emulator, with our callback URL."""
-    resp = requests.post(f"{emulator.url}/_emulator/apps",
-                         json={"name": "Field Service Pro", "redirect_uris": [CALLBACK]}, timeout=10)
-    assert resp.status_code == 201
-    body = resp.json()
+    with EmulatorControl(emulator.url) as control:
+        body = control.register_app(name="Field Service Pro", redirect_uris=[CALLBACK])
     return IntuitOAuth(body["client_id"], body["client_secret"], CALLBACK, environment("emulator", emulator.url))
 
 

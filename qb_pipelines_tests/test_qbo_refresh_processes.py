@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import sqlalchemy as sa
 
 from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.connections import ConnectionState, ConnectionStore
 from qb_pipelines.store.crypto import SecretBox, generate_key
@@ -35,6 +35,7 @@ from qb_pipelines.store.db import make_engine, migrate, session_factory
 from qb_pipelines.store.models import Connection, Tenant
 from qb_pipelines.store.tenants import TenantStore
 from qb_pipelines_tests.databases import throwaway_database
+from qb_pipelines_tests.emulator_client import issue_tokens
 
 PROCESSES = 5
 REPO = Path(__file__).resolve().parents[1]
@@ -68,16 +69,15 @@ def test_refresh_from_several_processes_happens_once(emulator: RunningEmulator, 
     store = ConnectionStore(session_factory(engine), SecretBox(key))
     tenant = f"tenant-{secrets.token_hex(4)}"
     TenantStore(session_factory(engine)).ensure_tenant(tenant, "Acme Field Services")
-    issued = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
+    issued = issue_tokens(emulator, realm)
     store.save_tokens_on_connect(tenant, "emulator", realm, "Keller Plumbing", "demo@example.com", "Demo", "User",
                                  TokenSet.from_response(issued, realm_id=realm))
     version_before = _token_version(engine, tenant)
     minted_before = _access_tokens_minted(emulator, realm)
 
     # the access token lapses at Intuit while the store still thinks it has most of an hour
-    resp = requests.post(f"{emulator.url}/_emulator/oauth/expire", json={"realmId": realm, "what": "access"},
-                         timeout=10)
-    assert resp.json()["expired"]["access"] == 1
+    with EmulatorControl(emulator.url) as control:
+        assert control.expire_tokens(realm, "access")["expired"]["access"] == 1
 
     sync = tmp_path / "sync"
     sync.mkdir()

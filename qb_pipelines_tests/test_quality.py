@@ -1,12 +1,11 @@
 """Great Expectations suites on the landed tables: pass on a faithful load, fail naming ids.
 
-The demo company is landed once per dialect (SQLite and a throwaway PostgreSQL); each tamper
-test changes the warehouse inside a transaction that is rolled back afterwards.
+The demo company is landed once per dialect (SQLite and a throwaway PostgreSQL: the ``landed``
+fixture); each tamper test changes the warehouse inside a transaction that is rolled back
+afterwards.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -15,23 +14,11 @@ import sqlalchemy as sa
 from qb_pipelines.qbo import registry
 from qb_pipelines.sync import quality
 from qb_pipelines_tests.databases import migrated_engine
-from qb_pipelines_tests.test_reconcile import COMPANY, DemoCompany, Landed, demo_company, land_demo
+from qb_pipelines_tests.harness import DEMO_KEY as COMPANY
+from qb_pipelines_tests.harness import EmulatorCompany, Landed, land_demo
 
 LINED = ("Invoice", "Estimate", "SalesReceipt", "CreditMemo", "RefundReceipt", "Payment", "Bill", "BillPayment",
          "VendorCredit", "Purchase", "Deposit", "JournalEntry")
-
-
-@pytest.fixture(scope="module")
-def company() -> Iterator[DemoCompany]:
-    with demo_company() as c:
-        yield c
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def landed(request: pytest.FixtureRequest, company: DemoCompany, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Landed]:
-    with migrated_engine(request.param, tmp_path_factory.mktemp("quality"), "qbp_quality") as engine:
-        yield land_demo(company, engine)
 
 
 def test_every_landed_entity_meets_its_suite(landed: Landed) -> None:
@@ -96,10 +83,10 @@ def test_unbalanced_journal_entry_fails(landed: Landed) -> None:
 
 
 def test_invalid_date_text_is_reported_not_crashed_on(tmp_path_factory: pytest.TempPathFactory,
-                                                       company: DemoCompany) -> None:
+                                                       shared_demo: EmulatorCompany) -> None:
     """SQLite stores dates as text: a malformed one must reach the expectation."""
     with migrated_engine("sqlite", tmp_path_factory.mktemp("quality_dates"), "qbp_dates") as engine:
-        land_demo(company, engine)
+        land_demo(shared_demo, engine)
         with engine.begin() as conn:
             ident = conn.execute(sa.text("SELECT MIN(id) FROM qbo_invoice")).scalar_one()
             conn.execute(sa.text("UPDATE qbo_invoice SET due_date = '2024-13-45' WHERE id = :i"), {"i": ident})

@@ -2,111 +2,22 @@
 
 One emulator serves the demo company (every transaction type, voided and deleted documents,
 inactive names); it is landed once per dialect with ``sync.ingest.land`` (full refresh) into a
-migrated SQLite file and a throwaway PostgreSQL database. Each tamper test changes the warehouse
-inside a transaction, runs the check on that connection and rolls back, so the load stays
-faithful for the next test.
-
-The helpers here (emulator company, token source, landing) are shared with
-``test_quality`` and ``test_sync_reports``.
+migrated SQLite file and a throwaway PostgreSQL database (the ``landed`` fixture). Each tamper
+test changes the warehouse inside a transaction, runs the check on that connection and rolls
+back, so the load stays faithful for the next test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from qb_pipelines.emulator.seed import seed_demo_company
-from qb_pipelines.emulator.server import RunningEmulator
-from qb_pipelines.qbo.client import QBOClient
-from qb_pipelines.qbo.emulator_control import EmulatorControlTokens
-from qb_pipelines.qbo.environments import environment
-from qb_pipelines.store.warehouse import WarehouseWriter
 from qb_pipelines.sync import reconcile, reports
-from qb_pipelines.sync.ingest import land
-from qb_pipelines_tests.databases import migrated_engine
-from qb_pipelines_tests.dates import DEMO_NOW, pinned_emulator
-
-COMPANY = "demo-co"
-
-
-# --------------------------------------------------------------------------------------------
-# Shared helpers
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DemoCompany:
-    running: RunningEmulator
-    realm: str
-
-    def client(self) -> QBOClient:
-        return QBOClient(self.realm, EmulatorControlTokens(self.running.url, self.realm),
-                         environment("emulator", self.running.url))
-
-    @property
-    def month(self) -> str:
-        """The company's current month (the latest report partition)."""
-        emu = self.running.emu
-        return emu.clock.today(emu.company_tz(self.realm))[:7]
-
-
-@contextmanager
-def demo_company(now: datetime = DEMO_NOW) -> Iterator[DemoCompany]:
-    """An emulator over HTTP holding QBO's demo company (seed 7), its clock pinned to ``now``."""
-    with pinned_emulator(now) as running:
-        yield DemoCompany(running, seed_demo_company(running.emu))
-
-
-@dataclass
-class Landed:
-    """A demo company landed in a warehouse, with the latest month's reports fetched."""
-
-    company: DemoCompany
-    engine: Engine
-    client: QBOClient
-    reports: dict[str, dict]
-
-    @contextmanager
-    def tampered(self) -> Iterator[Connection]:
-        """A connection in a transaction that is rolled back: tamper, check, forget."""
-        with self.engine.connect() as conn:
-            trans = conn.begin()
-            try:
-                yield conn
-            finally:
-                trans.rollback()
-
-
-def land_demo(company: DemoCompany, engine: Engine) -> Landed:
-    """Full load of every entity with the project's ingest, then the latest month's reports."""
-    client = company.client()
-    land(client, WarehouseWriter(engine), COMPANY, full=True)
-    fetched = {name: reports.fetch_month(client, name, company.month) for name in reports.REPORTS}
-    return Landed(company, engine, client, fetched)
-
-
-# --------------------------------------------------------------------------------------------
-# Fixtures
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def company() -> Iterator[DemoCompany]:
-    with demo_company() as c:
-        yield c
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def landed(request: pytest.FixtureRequest, company: DemoCompany, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Landed]:
-    with migrated_engine(request.param, tmp_path_factory.mktemp("reconcile"), "qbp_reconcile") as engine:
-        yield land_demo(company, engine)
+from qb_pipelines_tests.harness import DEMO_KEY as COMPANY
+from qb_pipelines_tests.harness import Landed
 
 
 def _one(conn: Connection | Engine, sql: str, **params: object) -> tuple:
@@ -143,7 +54,7 @@ def test_faithful_load_passes_every_check(landed: Landed) -> None:
     assert ar.metadata["warehouse_open_ar"] > 0
     balances = reconcile.customer_balances(landed.engine, COMPANY, r["CustomerBalance"])
     assert balances.passed, balances.as_dict()
-    ledger = reconcile.build_ledger(landed.engine, COMPANY, reports.parse_month(landed.company.month).end.isoformat())
+    ledger = reconcile.build_ledger(landed.engine, COMPANY, reports.parse_month(landed.month).end.isoformat())
     tb = reconcile.trial_balance(landed.engine, COMPANY, r["TrialBalance"], ledger=ledger)
     assert tb.passed, tb.as_dict()
     assert tb.metadata["warehouse_debits"] == tb.metadata["qbo_debits"] > 0
@@ -158,7 +69,7 @@ def test_report_checks_accept_flattened_reports_read_back_from_the_table(landed:
     """The asset checks can run on the landed report partitions instead of fresh JSON."""
     from qb_pipelines.store import report_tables
 
-    month = landed.company.month
+    month = landed.month
     for name in ("AgedReceivables", "CustomerBalance", "TrialBalance", "ProfitAndLoss", "BalanceSheet"):
         report_tables.replace_partition(landed.engine, COMPANY, name, month, reports.flatten(landed.reports[name]))
     read = {n: report_tables.read_partition(landed.engine, COMPANY, n, month)
@@ -290,7 +201,7 @@ def test_missing_journal_entry_fails_the_trial_balance_naming_its_accounts(lande
 
 
 def test_missing_invoice_of_the_month_fails_profit_and_loss(landed: Landed) -> None:
-    month = reports.parse_month(landed.company.month)
+    month = reports.parse_month(landed.month)
     with landed.tampered() as conn:
         ident, total = _one(conn, "SELECT id, total_amt FROM qbo_invoice WHERE company_key = :c AND txn_date >= :s "
                                   "AND total_amt > 0 ORDER BY id LIMIT 1", c=COMPANY, s=month.start)

@@ -25,6 +25,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.errors import InvalidGrantError, OAuthError, TransientServerError
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store import crypto
@@ -37,6 +38,8 @@ from qb_pipelines.store.tokens import MAX_TRANSIENT_REFRESH_FAILURES
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.sync.settings import AppSettings
 from qb_pipelines_tests.databases import migrated_engine
+from qb_pipelines_tests.emulator_client import issue_tokens
+from qb_pipelines_tests.harness import new_company
 
 KEY = generate_key()
 INCOME = {"default_income_account_id": "79", "default_income_account_name": "Sales of Product Income"}
@@ -528,8 +531,8 @@ def test_refresh_against_the_emulator(store: Runtime, emulator) -> None:
     from qb_pipelines.qbo.environments import environment
     from qb_pipelines.qbo.oauth import IntuitOAuth
 
-    realm = requests.post(f"{emulator.url}/_emulator/companies", json={"name": "Store Co"}, timeout=10).json()["realmId"]
-    issued = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", json={}, timeout=10).json()
+    realm = new_company(emulator, "Store Co")
+    issued = issue_tokens(emulator, realm)
     now = datetime.now(UTC)
     initial = TokenSet(issued["access_token"], issued["refresh_token"], now + timedelta(hours=1), now + timedelta(days=100))
     key = _key()
@@ -545,7 +548,8 @@ def test_refresh_against_the_emulator(store: Runtime, emulator) -> None:
     resp = requests.get(f"{emulator.url}/v3/company/{realm}/companyinfo/{realm}",
                         headers={"Authorization": f"Bearer {fresh}", "Accept": "application/json"}, timeout=10)
     assert resp.status_code == 200
-    requests.post(f"{emulator.url}/_emulator/oauth/revoke-all", json={"realmId": realm}, timeout=10).raise_for_status()
+    with EmulatorControl(emulator.url) as control:
+        control.revoke_all(realm)
     with pytest.raises(InvalidGrantError):
         tokens.refresh(fresh)
     view = store.connections.get(key)

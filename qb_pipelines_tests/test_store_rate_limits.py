@@ -211,7 +211,8 @@ SECONDS = 7.0
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
+def limited_emulator() -> Iterator[RunningEmulator]:
+    """An emulator of its own whose limits are shrunk in time (the shared one keeps QBO's)."""
     running = start_in_thread(Emulator(EmulatorSettings()))
     body = {"per_minute": LIMITS["per_window"], "window_s": LIMITS["window_s"], "concurrent": LIMITS["concurrent"],
             "batch_per_minute_app": LIMITS["batch_per_window"], "batch_per_minute_realm": 1000}
@@ -264,9 +265,9 @@ def _hammer(emulator: RunningEmulator, db_url: str, tmp_path: Path, shared: bool
     return counters, reports
 
 
-def test_two_processes_hammering_one_company_get_no_429(emulator: RunningEmulator, db_url: str,
+def test_two_processes_hammering_one_company_get_no_429(limited_emulator: RunningEmulator, db_url: str,
                                                         tmp_path: Path) -> None:
-    counters, reports = _hammer(emulator, db_url, tmp_path, shared=True)
+    counters, reports = _hammer(limited_emulator, db_url, tmp_path, shared=True)
     assert [r["limiter"] for r in reports] == ["SharedRateLimiter"] * 2
     assert [r["errors"] for r in reports] == [[], []]
     assert counters["throttled"] == 0, counters
@@ -278,10 +279,10 @@ def test_two_processes_hammering_one_company_get_no_429(emulator: RunningEmulato
     assert sum(r["waits"] for r in reports) > 0
 
 
-def test_without_the_shared_limiter_the_same_two_processes_are_throttled(emulator: RunningEmulator,
+def test_without_the_shared_limiter_the_same_two_processes_are_throttled(limited_emulator: RunningEmulator,
                                                                          tmp_path: Path) -> None:
     with throwaway_database("sqlite", tmp_path, "qbp_limits_off") as url:
-        counters, reports = _hammer(emulator, url, tmp_path, shared=False)
+        counters, reports = _hammer(limited_emulator, url, tmp_path, shared=False)
     assert [r["limiter"] for r in reports] == ["CompanyRateLimiter"] * 2
     assert counters["throttled"] > 0, counters  # each process alone is within the limits, the two are not
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from qb_pipelines.emulator.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient, TokenSource
+from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.environments import environment
 from qb_pipelines.qbo.errors import InvalidGrantError
 from qb_pipelines.qbo.oauth import SCOPES, IntuitOAuth
@@ -26,6 +26,7 @@ from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.sync import connections as flows
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.sync.settings import AppSettings
+from qb_pipelines_tests.harness import new_company
 from qb_pipelines_tests.web_fixtures import consent_over_http
 
 REDIRECT_URI = "http://127.0.0.1:3000/callback"  # registered for the emulator's default app
@@ -50,9 +51,7 @@ def oauth(emulator: RunningEmulator) -> IntuitOAuth:
 
 
 def _company(emulator: RunningEmulator, name: str) -> str:
-    resp = requests.post(f"{emulator.url}/_emulator/companies", json={"name": name}, timeout=30)
-    resp.raise_for_status()
-    return str(resp.json()["realmId"])
+    return new_company(emulator, name)
 
 
 def _client_factory(oauth: IntuitOAuth):
@@ -202,7 +201,8 @@ def test_refresh_due_renews_tokens_and_marks_a_refused_grant_as_expired(rt: Runt
     assert store.get("acme").token_version == version + 1
 
     # the user disconnected the app inside QuickBooks for Bolt's company
-    requests.post(f"{emulator.url}/_emulator/oauth/revoke-all", json={"realmId": bolt_realm}, timeout=30)
+    with EmulatorControl(emulator.url) as control:
+        control.revoke_all(bolt_realm)
     summary = flows.refresh_due(store, lambda env: oauth, within=timedelta(hours=2))
     assert summary.refreshed == ["acme"] and summary.expired == ["bolt"]
     bolt = store.get("bolt")
@@ -217,7 +217,8 @@ def test_a_failed_live_call_flips_the_card_with_the_seed_words(rt: Runtime,
     rt.tenants.ensure_tenant("acme", "Acme")
     realm = _company(emulator, "Keller Plumbing")
     _connect(store, oauth, "acme", realm)
-    requests.post(f"{emulator.url}/_emulator/oauth/expire", json={"realmId": realm, "what": "all"}, timeout=30)
+    with EmulatorControl(emulator.url) as control:
+        control.expire_tokens(realm, "all")
     client = _client_factory(oauth)(realm, store.token_source("acme", oauth))
     with pytest.raises(flows.LIVE_CALL_ERRORS) as err:
         flows.live_lists(client)

@@ -4,7 +4,6 @@ partition writer on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +15,8 @@ import sqlalchemy as sa
 from qb_pipelines.store import report_tables
 from qb_pipelines.sync import reports
 from qb_pipelines_tests.databases import migrated_engine
+from qb_pipelines_tests.harness import EmulatorCompany
 from qb_pipelines_tests.samples import SAMPLES
-from qb_pipelines_tests.test_reconcile import DemoCompany, demo_company
 
 REPORT_SAMPLES = sorted(SAMPLES.glob("report_*.json"))
 
@@ -141,19 +140,13 @@ def test_edge_shapes_flatten() -> None:
 
 
 @pytest.fixture(scope="module")
-def company() -> Iterator[DemoCompany]:
-    with demo_company() as c:
-        yield c
+def live(shared_demo: EmulatorCompany) -> dict[str, dict]:
+    client = shared_demo.token_client()
+    return {name: reports.fetch_month(client, name, shared_demo.month) for name in reports.REPORTS}
 
 
-@pytest.fixture(scope="module")
-def live(company: DemoCompany) -> dict[str, dict]:
-    client = company.client()
-    return {name: reports.fetch_month(client, name, company.month) for name in reports.REPORTS}
-
-
-def test_live_reports_flatten_with_month_columns(company: DemoCompany, live: dict[str, dict]) -> None:
-    month = reports.parse_month(company.month)
+def test_live_reports_flatten_with_month_columns(shared_demo: EmulatorCompany, live: dict[str, dict]) -> None:
+    month = reports.parse_month(shared_demo.month)
     pl = reports.flatten(live["ProfitAndLoss"])
     month_rows = pl[pl["column_key"] != "total"]
     assert set(month_rows["period_start"]) == {month.start} and set(month_rows["period_end"]) == {month.end}
@@ -185,18 +178,18 @@ def test_live_reports_flatten_with_month_columns(company: DemoCompany, live: dic
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_partition_is_replaced_atomically(dialect: str, company: DemoCompany, live: dict[str, dict],
+def test_partition_is_replaced_atomically(dialect: str, shared_demo: EmulatorCompany, live: dict[str, dict],
                                           tmp_path_factory: pytest.TempPathFactory) -> None:
     with migrated_engine(dialect, tmp_path_factory.mktemp("reports"), "qbp_reports") as engine:
         frames = {name: reports.flatten(body) for name, body in live.items()}
         for name, frame in frames.items():
-            assert report_tables.replace_partition(engine, "co", name, company.month, frame) == {
+            assert report_tables.replace_partition(engine, "co", name, shared_demo.month, frame) == {
                 "deleted": 0, "inserted": len(frame)}
         # a rerun replaces, never duplicates
         pl = frames["ProfitAndLoss"]
-        assert report_tables.replace_partition(engine, "co", "ProfitAndLoss", company.month, pl) == {
+        assert report_tables.replace_partition(engine, "co", "ProfitAndLoss", shared_demo.month, pl) == {
             "deleted": len(pl), "inserted": len(pl)}
-        back = report_tables.read_partition(engine, "co", "ProfitAndLoss", company.month)
+        back = report_tables.read_partition(engine, "co", "ProfitAndLoss", shared_demo.month)
         assert len(back) == len(pl)
         assert reports.summary_amount(back, "NetIncome") == reports.summary_amount(pl, "NetIncome")
         assert list(back["section_path"]) == list(pl.sort_values(["row_no", "column_key"])["section_path"])
@@ -204,7 +197,7 @@ def test_partition_is_replaced_atomically(dialect: str, company: DemoCompany, li
         broken = pl.copy()
         broken.loc[broken.index[-1], "row_type"] = None
         with pytest.raises(sa.exc.IntegrityError):
-            report_tables.replace_partition(engine, "co", "ProfitAndLoss", company.month, broken)
-        assert len(report_tables.read_partition(engine, "co", "ProfitAndLoss", company.month)) == len(pl)
-        assert report_tables.periods(engine, "co") == [company.month]
-        assert report_tables.read_partition(engine, "other", "ProfitAndLoss", company.month).empty
+            report_tables.replace_partition(engine, "co", "ProfitAndLoss", shared_demo.month, broken)
+        assert len(report_tables.read_partition(engine, "co", "ProfitAndLoss", shared_demo.month)) == len(pl)
+        assert report_tables.periods(engine, "co") == [shared_demo.month]
+        assert report_tables.read_partition(engine, "other", "ProfitAndLoss", shared_demo.month).empty

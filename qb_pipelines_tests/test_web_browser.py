@@ -18,13 +18,12 @@ from playwright.sync_api import Browser, Page, expect
 
 from qb_pipelines.emulator.oauth import DEFAULT_USER_EMAIL, DEFAULT_USER_PASSWORD
 from qb_pipelines.store.connections import ConnectionState
-from qb_pipelines_tests.web_fixtures import (  # noqa: F401 - the *_fixture functions are fixtures
+from qb_pipelines_tests.web_fixtures import (  # noqa: F401 - web_fixture provides `web`
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     VIEWER_EMAIL,
     VIEWER_PASSWORD,
     WebStack,
-    chromium_fixture,
     http_client,
     http_connect,
     http_sign_in,

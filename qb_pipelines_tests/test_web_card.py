@@ -26,11 +26,10 @@ from qb_pipelines.store.models import Connection
 from qb_pipelines.sync.companies import company_key
 from qb_pipelines.sync.ingest import land
 from qb_pipelines.sync.runs import recorded_landing
-from qb_pipelines_tests.web_fixtures import (  # noqa: F401 - chromium_fixture provides `chromium`
+from qb_pipelines_tests.web_fixtures import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     WebStack,
-    chromium_fixture,
     http_client,
     http_connect,
     http_sign_in,

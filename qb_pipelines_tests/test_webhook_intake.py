@@ -33,6 +33,7 @@ from qb_pipelines.web.app import create_app
 from qb_pipelines.web.config import WebSettings
 from qb_pipelines.web.webhooks import MAX_BODY_BYTES, NOT_CONFIGURED, WEBHOOK_PATH
 from qb_pipelines_tests.databases import throwaway_database
+from qb_pipelines_tests.emulator_client import control
 from qb_pipelines_tests.samples import SAMPLES
 
 LEGACY = json.loads((SAMPLES / "webhook_legacy_signed.json").read_text())
@@ -262,14 +263,14 @@ def test_without_a_verifier_token_the_route_answers_503_and_stores_nothing(stack
 # end to end with the emulator's real deliveries
 # ------------------------------------------------------------------------------------------------
 def _act(emu_url: str, realm: str, **body: object) -> dict:
-    resp = requests.post(f"{emu_url}/_emulator/companies/{realm}/act", json=body, timeout=30)
+    resp = control(emu_url, "POST", f"companies/{realm}/act", json=body, timeout=30)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
 def test_end_to_end_the_emulators_deliveries_land_in_order(stack: Stack) -> None:
     emu = stack.emulator.url
-    realm = str(requests.post(f"{emu}/_emulator/companies", json={"name": "Webhook Co"}, timeout=30).json()["realmId"])
+    realm = str(control(emu, "POST", "companies", json={"name": "Webhook Co"}, timeout=30).json()["realmId"])
     # a tenant connected to that company: its events are flagged as routable
     now = datetime.now(UTC)
     stack.runtime.tenants.ensure_tenant("hooked", "Hooked Ltd")
@@ -279,7 +280,7 @@ def test_end_to_end_the_emulators_deliveries_land_in_order(stack: Stack) -> None
     )
     # both formats at once (two Intuit apps); an hour-long window: only flush sends, so the order is exact
     for app, fmt in (("ce", "cloudevents"), ("legacy", "legacy")):
-        resp = requests.post(f"{emu}/_emulator/webhooks", json={
+        resp = control(emu, "POST", "webhooks", json={
             "app": app, "url": stack.web.hook, "verifier_token": TOKEN, "format": fmt,
             "window_s": 3600, "realms": [realm]}, timeout=30)
         assert resp.status_code == 200, resp.text
@@ -290,14 +291,14 @@ def test_end_to_end_the_emulators_deliveries_land_in_order(stack: Stack) -> None
         c = _act(emu, realm, entity="Customer", operation="create", body={"DisplayName": "Cyd"})["Customer"]["Id"]
         _act(emu, realm, entity="Customer", operation="update", body={"Id": a, "CompanyName": "Ada & Co"})
         _act(emu, realm, entity="Customer", operation="merge", from_id=c, into_id=b)
-        flushed = requests.post(f"{emu}/_emulator/webhooks/flush", timeout=60).json()
+        flushed = control(emu, "POST", "webhooks/flush", timeout=60).json()
         assert flushed["pending"] == 0 and flushed["delivered"] >= 2, flushed
-        log = requests.get(f"{emu}/_emulator/webhooks/deliveries", timeout=30).json()["deliveries"]
+        log = control(emu, "GET", "webhooks/deliveries", timeout=30).json()["deliveries"]
         ours = [d for d in log if d["url"] == stack.web.hook]
         assert ours and all(d["ok"] and d["status"] == 200 for d in ours)
     finally:
         for app in ("ce", "legacy"):
-            requests.delete(f"{emu}/_emulator/webhooks", params={"app": app}, timeout=30)
+            control(emu, "DELETE", "webhooks", params={"app": app}, timeout=30)
 
     landed = stack.new_events(before)
     # what the emulator sent, in order per subscription, is what the inbox holds, in order

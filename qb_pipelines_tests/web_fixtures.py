@@ -3,8 +3,8 @@
 A :class:`WebStack` is the whole thing an admin uses: the emulator (as Intuit and QuickBooks), a
 fresh SQLite store, the web app on a free port whose ``/oauth/callback`` is registered with the
 emulator's default developer app, and two users (an admin and a viewer). Test modules import the
-fixture functions they use (``web_fixture`` provides ``web``, ``chromium_fixture`` provides
-``chromium``): pytest registers a fixture imported into a test module.
+fixture functions they use (``web_fixture`` provides ``web``): pytest registers a fixture imported
+into a test module. The ``chromium`` fixture is shared by every browser test (``conftest.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web.app import create_app, install_log_redaction
 from qb_pipelines.web.config import WebSettings
 
-CHROMIUM = "/usr/bin/chromium"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
 VIEWER_EMAIL = "viewer@example.com"
@@ -172,27 +171,6 @@ def web_fixture(emulator: RunningEmulator, tmp_path: Path) -> Iterator[WebStack]
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture(scope="module", name="chromium")
-def chromium_fixture() -> Iterator[Any]:
-    """Headless Chromium from Debian's package, driven by Playwright (fails, never skips, when absent)."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium is required at {CHROMIUM} for browser tests. Install it with: "
-            "sudo apt-get update && sudo apt-get install -y chromium"
-        )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 # ------------------------------------------------------------------------------------------------
