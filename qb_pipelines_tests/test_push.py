@@ -285,6 +285,23 @@ def test_a_batch_without_answer_is_resumed_with_its_requestid_and_posts_once(sha
     assert {status(company, "Customer", f"c{i}").status for i in range(3)} == {"synced"}
 
 
+def test_a_batch_recorded_halfway_is_replayed_whole_and_only_its_unrecorded_rows_recorded(
+        shared_emulator: RunningEmulator, company: Connected) -> None:
+    for i in range(3):
+        send(company, "Customer", f"h{i}", {"display_name": f"Half {i}"})
+    fault(shared_emulator, {"after_commit": "drop", "next": {"fault": "timeout_after_commit", "count": 10,
+                                                             "scope": {"realms": [company.realm], "paths": ["/batch$"]}}})
+    push(company.runtime, company.key, client=company.client(max_retries=1))
+    fault(shared_emulator, {"clear": True})
+    rows = [status(company, "Customer", f"h{i}") for i in range(3)]
+    # a crash while the answer was being recorded: the first row made it, the others did not
+    company.runtime.outbox.update([rows[0].id], status="synced")
+    result = push(company.runtime, company.key)
+    assert result.resumed == 2 and result.created == 2
+    assert {status(company, "Customer", f"h{i}").status for i in range(3)} == {"synced"}
+    assert len(company.query("Customer", "DisplayName LIKE 'Half %'")) == 3
+
+
 # ---------------------------------------------------------------------------------- updates and conflicts
 
 
@@ -404,3 +421,18 @@ def test_push_on_postgresql(shared_emulator: RunningEmulator, tmp_path: Path) ->
         again = send(company, "Invoice", "inv", invoice("c1", "svc"))
         assert again.duplicate
         assert push(rt, company.key).created == 3
+
+
+def test_a_retried_refused_create_is_a_new_request_not_the_replay_of_the_refusal(company: Connected) -> None:
+    """QBO replays a requestid's first answer: an admin's retry must not reuse the refused batch's requestid."""
+    company.act("Vendor", "create", {"DisplayName": "Taken For Now"})
+    send(company, "Customer", "c1", {"display_name": "Taken For Now"})
+    push(company.runtime, company.key)
+    refused = status(company, "Customer", "c1")
+    assert refused.status == "failed" and refused.error_code == "6240"
+    vendor = company.query("Vendor", "DisplayName = 'Taken For Now'")[0]
+    company.act("Vendor", "update", {"Id": vendor["Id"], "SyncToken": vendor["SyncToken"], "sparse": True,
+                                     "DisplayName": "Taken For Now (vendor)"})
+    company.runtime.outbox.retry([refused.id])
+    assert push(company.runtime, company.key).created == 1
+    assert status(company, "Customer", "c1").status == "synced"

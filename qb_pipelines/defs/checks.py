@@ -35,10 +35,9 @@ asset's group, and ``qbo_checks`` names the job and selection that run them all.
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 
 from qb_pipelines.defs.assets import (
     QBO_POOL,
@@ -52,6 +51,9 @@ from qb_pipelines.store import report_tables
 from qb_pipelines.sync import quality, reconcile
 from qb_pipelines.sync import reports as report_mod
 from qb_pipelines.sync.reconcile import CheckOutcome
+
+if TYPE_CHECKING:  # pandas loads with the checks that read reports, not with the code location
+    import pandas as pd
 
 CHECKS_GROUP = "qbo_checks"
 COMPLETENESS = "completeness"
@@ -155,7 +157,7 @@ def _entity_of(asset_key: dg.AssetKey) -> str:
 # ------------------------------------------------------------------------------------- report checks
 
 
-def _read_report(engine: Any, company: str, report: str, month: str) -> pd.DataFrame | None:
+def _read_report(engine: Any, company: str, report: str, month: str) -> "pd.DataFrame | None":
     frame = report_tables.read_partition(engine, company, report, month)
     if frame.empty:
         return None
@@ -188,7 +190,7 @@ def _not_compared(report: str, month: str) -> dg.AssetCheckResult:
 
 _REPORTS = {report_asset_key(r): a for r, a in zip(report_mod.REPORTS, REPORT_ASSETS, strict=True)}
 #: Compares one report partition's rows with the landed books: (engine, company, frame, month).
-_Compare = Callable[[Any, str, pd.DataFrame, str], CheckOutcome]
+_Compare = Callable[[Any, str, "pd.DataFrame", str], CheckOutcome]
 
 
 def _compare_report(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, report: str,
@@ -226,7 +228,7 @@ def _report_check(report: str, name: str, description: str, compare: _Compare, *
     return _check
 
 
-def _receivables(engine: Any, company: str, aged: pd.DataFrame, month: str) -> CheckOutcome:
+def _receivables(engine: Any, company: str, aged: "pd.DataFrame", month: str) -> CheckOutcome:
     balance_sheet = _read_report(engine, company, "BalanceSheet", month)
     return reconcile.open_receivables(engine, company, aged, balance_sheet,
                                       as_of=report_mod.parse_month(month).end.isoformat())

@@ -6,6 +6,7 @@
 ``qbo_daily_backstop_job``      incremental landing followed by every entity check, one company
 ``qbo_reports_job``             the five reports of one (company, month), with their blocking checks
 ``qbo_token_refresh_job``       refresh tokens about to lapse; mark refused ones "session expired"
+``qbo_push_job``                push one company's outbox to QuickBooks (defined in ``defs/push.py``)
 =============================== ==================================================================
 
 The entity checks always run in a run that also lands the company (the backstop, or the full

@@ -54,6 +54,9 @@ def write_demo_instance(dagster_home: Path, *, dequeue_interval_s: int | None = 
     text += "concurrency:\n  runs:\n    tag_concurrency_limits:\n"
     for tag in ("qbo/company", "qbo/company-push"):
         text += f"      - key: {tag}\n        value:\n          applyLimitPerUniqueValue: true\n        limit: 1\n"
+    # a run whose process died (kill -9) is failed after its max runtime, as in ../dagster.yaml,
+    # so the next push of its company can start and resume its in-flight batches
+    text += "run_monitoring:\n  enabled: true\n  max_resume_run_attempts: 0\n"
     (dagster_home / "dagster.yaml").write_text(text)
     return dagster_home
 

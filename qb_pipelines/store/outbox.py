@@ -52,6 +52,8 @@ __all__ = [
     "ACTIONABLE",
     "API_STATUS",
     "OPEN",
+    "WAITING",
+    "DueWork",
     "EnqueueResult",
     "Outbox",
     "OutboxView",
@@ -64,6 +66,8 @@ OUTBOX = OutboxRow.__table__
 ACTIONABLE = ("pending", "retrying", "blocked")
 #: Statuses of a row that still has to reach QuickBooks or an admin.
 OPEN = ("pending", "in_flight", "retrying", "blocked", "review", "held", "failed")
+#: Statuses of a row still on its way to QuickBooks without anyone's help (the backlog).
+WAITING = ("pending", "in_flight", "retrying", "blocked")
 #: The records API's five statuses.
 API_STATUS = {
     "pending": "pending", "in_flight": "pending", "retrying": "pending", "blocked": "pending",
@@ -132,6 +136,28 @@ class EnqueueResult:
     duplicate: bool = False
     ignored: bool = False
     superseded: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class DueWork:
+    """Rows of one tenant a push run could act on now (what the outbox sensor reads).
+
+    Attributes:
+        tenant_key: whose rows.
+        rows: how many.
+        max_id: the highest row id among them (a new row raises it).
+        last_change: the latest ``updated_at`` among them (a retry coming due, a row an admin
+            retried, a batch left in flight all change it).
+        entities: rows per entity.
+        in_flight: rows of batches sent without a recorded answer (to resume).
+    """
+
+    tenant_key: str
+    rows: int
+    max_id: int
+    last_change: datetime | None
+    entities: dict[str, int]
+    in_flight: int
 
 
 def _view(row: Any, tenant_key: str) -> OutboxView:
@@ -286,6 +312,11 @@ class Outbox(Repository):
                 (OUTBOX.c.status == "in_flight") | (OUTBOX.c.status.in_(ACTIONABLE) & due))
             return self._select(session, where, limit=limit)
 
+    def by_requestid(self, requestid: str) -> list[OutboxView]:
+        """Every row a batch call carried (whatever became of each), by its requestid."""
+        with self._read() as session:
+            return self._select(session, OUTBOX.c.requestid == requestid)
+
     def in_flight_record_versions(self, tenant_key: str) -> set[tuple[str, str]]:
         """``(entity, app_id)`` of records with a row in flight (their newer rows wait for it)."""
         return {(r.entity, r.app_id) for r in self.rows(tenant_key, ("in_flight",), limit=100_000)}
@@ -331,6 +362,58 @@ class Outbox(Repository):
                     .where((OUTBOX.c.status == "in_flight") | ((OUTBOX.c.status.in_(("pending", "retrying"))) & due))
                     .group_by(Tenant.key))
             return {key: int(max_id) for key, max_id in session.execute(stmt).all()}
+
+    def due_work(self, now: datetime | None = None, *, resume_after: timedelta = timedelta(0)) -> list[DueWork]:
+        """Per tenant, the rows a push run can act on now: pending, retries come due, batches in flight.
+
+        One query for every tenant (the outbox sensor calls it every second).
+
+        Args:
+            now: the time retries are due against.
+            resume_after: rows in flight count only once this old: a batch whose answer was lost
+                is re-sent after a pause, not in a tight loop while QuickBooks does not answer.
+        """
+        now = now or self._now()
+        due = sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at <= now)
+        where = (((OUTBOX.c.status == "in_flight") & (OUTBOX.c.updated_at <= now - resume_after))
+                 | (OUTBOX.c.status.in_(("pending", "retrying")) & due))
+        with self._read() as session:
+            stmt = (sa.select(Tenant.key, OUTBOX.c.entity, OUTBOX.c.status, sa.func.count(), sa.func.max(OUTBOX.c.id),
+                              sa.func.max(OUTBOX.c.updated_at))
+                    .join(Tenant, Tenant.id == OUTBOX.c.tenant_id).where(where)
+                    .group_by(Tenant.key, OUTBOX.c.entity, OUTBOX.c.status))
+            found: dict[str, dict[str, Any]] = {}
+            for key, entity, status, n, max_id, changed in session.execute(stmt).all():
+                entry = found.setdefault(key, {"rows": 0, "max_id": 0, "last_change": None, "entities": {},
+                                               "in_flight": 0})
+                entry["rows"] += int(n)
+                entry["max_id"] = max(entry["max_id"], int(max_id))
+                entry["entities"][entity] = entry["entities"].get(entity, 0) + int(n)
+                if status == "in_flight":
+                    entry["in_flight"] += int(n)
+                changed = _aware(changed)
+                if changed is not None and (entry["last_change"] is None or changed > entry["last_change"]):
+                    entry["last_change"] = changed
+        return [DueWork(tenant_key=key, **entry) for key, entry in sorted(found.items())]
+
+    def reasons(self, tenant_key: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
+        """Rows in ``statuses`` grouped by (status, entity, reason), most rows first: why things wait."""
+        with self._read() as session:
+            tenant = self._tenant(session, tenant_key)
+            stmt = (sa.select(OUTBOX.c.status, OUTBOX.c.entity, OUTBOX.c.reason, sa.func.count())
+                    .where(OUTBOX.c.tenant_id == tenant.id, OUTBOX.c.status.in_(tuple(statuses)))
+                    .group_by(OUTBOX.c.status, OUTBOX.c.entity, OUTBOX.c.reason))
+            found = [{"status": status, "entity": entity, "reason": reason, "rows": int(n)}
+                     for status, entity, reason, n in session.execute(stmt).all()]
+        return sorted(found, key=lambda r: (-r["rows"], r["status"], r["entity"], r["reason"] or ""))
+
+    def oldest(self, tenant_key: str, statuses: Iterable[str]) -> OutboxView | None:
+        """The tenant's oldest row (by enqueue time) in ``statuses``."""
+        with self._read() as session:
+            tenant = self._tenant(session, tenant_key)
+            rows = self._select(session, (OUTBOX.c.tenant_id == tenant.id) & OUTBOX.c.status.in_(tuple(statuses)),
+                                order=(OUTBOX.c.created_at, OUTBOX.c.id), limit=1)
+            return rows[0] if rows else None
 
     # -- writing ---------------------------------------------------------------------------
 

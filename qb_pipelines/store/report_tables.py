@@ -17,11 +17,15 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+# pandas is imported where it is used: every Dagster run's process loads this module with the
+# code location, and most runs (pushes, landings) never touch a DataFrame.
+if TYPE_CHECKING:
+    import pandas as pd
 
 metadata = sa.MetaData()
 
@@ -65,6 +69,8 @@ def create_tables(engine: Engine | Connection) -> None:
 
 
 def _missing(value: Any) -> bool:
+    import pandas as pd
+
     if value is None or value is pd.NaT:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -86,6 +92,8 @@ def _money(value: Any) -> Decimal | None:
 
 
 def _day(value: Any) -> date | None:
+    import pandas as pd
+
     if _missing(value):
         return None
     if isinstance(value, pd.Timestamp):
@@ -98,6 +106,8 @@ def _day(value: Any) -> date | None:
 def rows_for(company_key: str, report: str, period: str, frame: pd.DataFrame | Iterable[Mapping[str, Any]]
              ) -> list[dict[str, Any]]:
     """Table rows for one partition from a flattened report (NaN/NaT become NULL)."""
+    import pandas as pd
+
     records = frame.to_dict("records") if isinstance(frame, pd.DataFrame) else list(frame)
     out = []
     for rec in records:
@@ -160,6 +170,8 @@ def read_partition(engine: Engine | Connection, company_key: str, report: str, p
              .where(report_row.c.company_key == company_key, report_row.c.report == report,
                     report_row.c.period == period)
              .order_by(report_row.c.row_no, report_row.c.column_key))
+
+    import pandas as pd
 
     def run(conn: Connection) -> pd.DataFrame:
         result = conn.execute(query)

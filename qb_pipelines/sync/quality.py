@@ -33,9 +33,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -44,6 +43,11 @@ from qb_pipelines.qbo.registry import Lines
 from qb_pipelines.store import warehouse
 from qb_pipelines.sync.reconcile import CheckOutcome, WarehouseTable, full_refresh_fix
 from qb_pipelines.sync.reconcile.landed import connect
+
+# pandas is imported where it is used: every Dagster run's process loads this module with the
+# code location, and most runs (pushes, landings) never touch a DataFrame.
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: How many unexpected values (with their ids) a failed expectation reports.
 MAX_UNEXPECTED = 20
@@ -288,6 +292,8 @@ def load_frame(engine: Engine | Connection, entity: str, company_key: str) -> pd
     ``expiration_date`` when the table has them), ``currency``, and for transactions with lines
     ``total_amt``, ``line_total`` and ``line_total_difference`` (rounded to the cent).
     """
+    import pandas as pd
+
     ent = registry.get(entity)
     main, child = warehouse.tables_for(ent)
     names = {c.name for c in main.columns}
@@ -313,6 +319,8 @@ def load_frame(engine: Engine | Connection, entity: str, company_key: str) -> pd
 
 
 def _add_line_totals(frame: pd.DataFrame, ent: registry.EntityDef, line_sums: Mapping[str, float]) -> pd.DataFrame:
+    import pandas as pd
+
     def num(column: str) -> pd.Series:
         return pd.to_numeric(frame[column], errors="coerce").fillna(0.0).astype(float)
 

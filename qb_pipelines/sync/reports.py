@@ -29,9 +29,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
+# pandas is imported where it is used: every Dagster run's process loads this module with the
+# code location, and most runs (pushes, landings) never touch a DataFrame.
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The reports landed per company and month, in the order the assets list them.
 REPORTS: tuple[str, ...] = ("ProfitAndLoss", "BalanceSheet", "TrialBalance", "AgedReceivables", "CustomerBalance")
@@ -282,6 +285,8 @@ def flatten(report_json: dict) -> pd.DataFrame:
         ``df.attrs`` keeps the header: ``report_name``, ``no_report_data``, ``start_period``,
         ``end_period``, ``report_basis``, ``currency``.
     """
+    import pandas as pd
+
     report = unwrap(report_json)
     header = report.get("Header") or {}
     options = _meta(header.get("Option"))
@@ -348,6 +353,8 @@ def summary_amount(df: pd.DataFrame, group: str, column_key: str | None = None) 
 
     Returns None when the report has no such section (QBO leaves out empty ones).
     """
+    import pandas as pd
+
     column_key = column_key or value_column(df)
     rows = df[(df["group"] == group) & (df["row_type"] == "Summary") & (df["column_key"] == column_key)]
     if rows.empty:
@@ -359,6 +366,8 @@ def summary_amount(df: pd.DataFrame, group: str, column_key: str | None = None) 
 
 def data_amounts(df: pd.DataFrame, column_key: str | None = None) -> dict[str, Decimal]:
     """Amounts of the Data rows that carry an id, by id (accounts, or customers), summed."""
+    import pandas as pd
+
     column_key = column_key or value_column(df)
     rows = df[(df["row_type"] == "Data") & df["account_id"].notna() & (df["column_key"] == column_key)]
     out: dict[str, Decimal] = {}

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from qb_pipelines.qbo import registry
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 __all__ = ["ENTITIES", "OPS", "REFERENCES", "PayloadError", "envelope_schema", "schema", "schemas", "validate"]
 
@@ -148,6 +149,10 @@ def schemas() -> dict[str, Any]:
 
 @cache
 def _validator(entity: str | None) -> Draft202012Validator:
+    # imported here: a push run only reads schemas, and jsonschema costs a push run's process
+    # a few tenths of a second to import (only enqueue validates)
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(envelope_schema() if entity is None else schema(entity))
 
 

@@ -93,6 +93,7 @@ class _Run:
         self.outcome: dict[tuple[str, str], tuple[str, str]] = {}  # record -> (status, reason)
         self.defaults: to_qbo.Defaults | None = None
         self.policy = conflicts.MANUAL_REVIEW
+        self._collected: list[tuple[int, dict[str, Any]]] | None = None
 
     @property
     def client(self) -> QBOClient:
@@ -168,23 +169,35 @@ class _Run:
 
     # -- row bookkeeping -------------------------------------------------------------------
 
+    def _set(self, row_ids: Sequence[int], **values: Any) -> None:
+        """Change rows now, or with the rest of the batch being recorded (one transaction per batch)."""
+        if self._collected is None:
+            self.rt.outbox.update(row_ids, **values)
+        else:
+            self._collected.extend((row_id, values) for row_id in row_ids)
+
+    def _flush(self) -> None:
+        collected, self._collected = self._collected, None
+        if collected:
+            self.rt.outbox.update_each(collected)
+
     def _wait(self, rows: Sequence[OutboxView], reason: str) -> None:
         """Gated rows stay where they are (pending, blocked, retrying), marked with why."""
         changed = [r.id for r in rows if r.reason != reason and r.status in ("pending", "blocked", "retrying")]
-        self.rt.outbox.update(changed, reason=reason)
+        self._set(changed, reason=reason)
         self.result.waiting += len(rows)
 
     def _supersede(self, rows: Sequence[OutboxView]) -> None:
         for row in rows:
-            self.rt.outbox.update([row.id], status="superseded", reason="a newer version came first")
+            self._set([row.id], status="superseded", reason="a newer version came first")
 
     def _block(self, row: OutboxView, reason: str) -> None:
-        self.rt.outbox.update([row.id], status="blocked", reason=reason)
+        self._set([row.id], status="blocked", reason=reason)
         self.outcome[(row.entity, row.app_id)] = ("blocked", reason)
         self.result.blocked += 1
 
     def _fail(self, row: OutboxView, failure: errors.Classified) -> None:
-        self.rt.outbox.update([row.id], status="failed", reason=None, error_code=failure.code,
+        self._set([row.id], status="failed", reason=None, error_code=failure.code,
                               error_message=failure.message, next_step=failure.next_step,
                               intuit_tid=failure.intuit_tid, attempts=row.attempts + 1, requestid=None,
                               bid=None, request_body=None)
@@ -199,7 +212,7 @@ class _Run:
                                               "from the dashboard once QuickBooks answers again",
                                               failure.intuit_tid))
             return
-        self.rt.outbox.update([row.id], status="retrying", attempts=attempts,
+        self._set([row.id], status="retrying", attempts=attempts,
                               next_attempt_at=errors.backoff(attempts, self.now), error_code=failure.code,
                               error_message=failure.message, next_step=failure.next_step,
                               intuit_tid=failure.intuit_tid, requestid=None, bid=None, request_body=None)
@@ -207,7 +220,7 @@ class _Run:
         self.result.retrying += 1
 
     def _review(self, row: OutboxView, review: dict[str, Any], reason: str) -> None:
-        self.rt.outbox.update([row.id], status="review", review=review, reason=reason, requestid=None, bid=None,
+        self._set([row.id], status="review", review=review, reason=reason, requestid=None, bid=None,
                               request_body=None)
         self.outcome[(row.entity, row.app_id)] = ("review", reason)
         self.result.review += 1
@@ -289,7 +302,7 @@ class _Run:
                              sync_token=str(obj.get("SyncToken")), app_version=row.version,
                              agreed={"app": row.payload or qbo_values, "qbo": qbo_values},
                              qbo_updated_at=_lut(obj), state="active")
-        self.rt.outbox.update([row.id], status="synced", qbo_id=str(obj["Id"]), sync_token=str(obj.get("SyncToken")),
+        self._set([row.id], status="synced", qbo_id=str(obj["Id"]), sync_token=str(obj.get("SyncToken")),
                               realm_id=self.realm, synced_at=utcnow(), reason="linked to the existing QuickBooks record")
         self.outcome[(row.entity, row.app_id)] = ("synced", "")
         self.result.linked += 1
@@ -297,7 +310,7 @@ class _Run:
     def _removal(self, entity: str, row: OutboxView, mapping: MappingView | None) -> _Item | None:
         if mapping is None or mapping.state != "active":
             note = "nothing in QuickBooks to remove" if mapping is None else f"already {mapping.state} in QuickBooks"
-            self.rt.outbox.update([row.id], status="synced", reason=note, realm_id=self.realm, synced_at=utcnow())
+            self._set([row.id], status="synced", reason=note, realm_id=self.realm, synced_at=utcnow())
             self.outcome[(entity, row.app_id)] = ("synced", note)
             return None
         ent = registry.get(entity)
@@ -335,7 +348,7 @@ class _Run:
         return self.defaults
 
     def _synced_noop(self, row: OutboxView, mapping: MappingView, note: str) -> None:
-        self.rt.outbox.update([row.id], status="synced", reason=note, qbo_id=mapping.qbo_id,
+        self._set([row.id], status="synced", reason=note, qbo_id=mapping.qbo_id,
                               sync_token=mapping.sync_token, realm_id=self.realm, synced_at=utcnow())
         self.rt.mappings.add(self.tenant, row.entity, row.app_id, mapping.qbo_id, self.realm, app_version=row.version)
         self.outcome[(row.entity, row.app_id)] = ("synced", note)
@@ -399,7 +412,7 @@ class _Run:
             status = "dropped" if decision.dropped else "synced"
             reason = (f"QuickBooks wins: the app's change was dropped ({note})" if decision.dropped
                       else "already the same in QuickBooks")
-            self.rt.outbox.update([row.id], status=status, reason=reason, qbo_id=mapping.qbo_id, sync_token=token,
+            self._set([row.id], status=status, reason=reason, qbo_id=mapping.qbo_id, sync_token=token,
                                   realm_id=self.realm, synced_at=utcnow(), payload=merged if decision.dropped else row.payload)
             self.outcome[(entity, row.app_id)] = ("synced", reason)
             if decision.dropped or (row.review or {}).get("resolved_at"):
@@ -426,8 +439,11 @@ class _Run:
             if self._out_of_batches():
                 return
             batch = [(f"b{i}", item) for i, item in enumerate(chunk)]
-            requestid = _requestid(self.realm, round_, [(it.row.id, it.row.version, it.body.get("SyncToken"))
-                                                        for _, it in batch])
+            # The row's last change is part of it: a row sent again after a definite answer (an admin's
+            # retry of a refused create, a retry after a 500) is a new request, never QBO's replay
+            # of the old refusal; a batch left in flight is re-sent with its stored requestid.
+            requestid = _requestid(self.realm, round_, [(it.row.id, it.row.version, it.body.get("SyncToken"),
+                                                         it.row.updated_at.isoformat()) for _, it in batch])
             bodies = [(bid, it.batch_item(entity, bid)) for bid, it in batch]
             self.rt.outbox.update_each([(it.row.id, {"status": "in_flight", "requestid": requestid, "bid": bid,
                                                      "request_body": body, "realm_id": self.realm})
@@ -435,44 +451,60 @@ class _Run:
             self._call(entity, requestid, batch, [body for _, body in bodies], refs, round_)
 
     def _call(self, entity: str, requestid: str, batch: list[tuple[str, _Item]], bodies: list[dict],
-              refs: dict, round_: int) -> None:
+              refs: dict, round_: int, only: set[int] | None = None) -> None:
         started = time.monotonic()
+        mine = [it for _, it in batch if only is None or it.row.id in only]
         try:
             answers = self.client.batch(bodies, requestid=requestid)
         except OutcomeUnknownError as exc:
             # The batch may have been applied: the rows stay in flight and the next run re-sends it
             # with the same requestid; QBO replays the answer if it had applied it.
             log.warning("push %s: batch %s outcome unknown (%s); will resume", self.company.key, requestid, exc)
-            self.rt.outbox.update([it.row.id for _, it in batch], attempts=batch[0][1].row.attempts + 1,
-                                  error_message=str(exc), next_step="retried automatically with the same requestid")
-            self.result.in_flight += len(batch)
+            self._set([it.row.id for it in mine], attempts=mine[0].row.attempts + 1 if mine else 1,
+                      error_message=str(exc), next_step="retried automatically with the same requestid")
+            self.result.in_flight += len(mine)
             return
-        except _STOPPERS as exc:
+        except (*_STOPPERS, ThrottledError) as exc:
+            if only is not None:
+                # a replay refused: the first sending may have been applied, so the rows stay in
+                # flight and the next run replays again
+                self.result.in_flight += len(mine)
+                if isinstance(exc, ThrottledError):
+                    return
+                raise _Stop(f"QuickBooks refused the connection: {exc.hint}") from exc
+            if isinstance(exc, ThrottledError):
+                # a 429 is refused before it runs: nothing applied, safe to send anew later
+                for it in mine:
+                    self._retry_later(it.row, errors.classify(exc))
+                return
             # refused before anything ran (401/403 or no token): nothing was applied
             reason = f"QuickBooks refused the connection: {exc.hint}"
-            self.rt.outbox.update([it.row.id for _, it in batch], status="pending", requestid=None, bid=None,
-                                  request_body=None, reason=reason)
+            self._set([it.row.id for it in mine], status="pending", requestid=None, bid=None, request_body=None,
+                      reason=reason)
             raise _Stop(reason) from exc
-        except ThrottledError as exc:
-            # a 429 is refused before it runs: nothing applied, safe to send anew later
-            for _, it in batch:
-                self._retry_later(it.row, errors.classify(exc))
-            return
         self.result.batches += 1
         self.result.batch_seconds.append(time.monotonic() - started)
         stale: list[_Item] = []
         duplicates: list[_Item] = []
-        for (_bid, item), answer in zip(batch, answers, strict=True):
-            if isinstance(answer, QBOError):
-                failure = errors.classify(answer)
-                if failure.kind == errors.STALE:
-                    stale.append(item)
-                elif failure.kind == errors.DUPLICATE_NAME and item.kind == "create":
-                    duplicates.append(item)
+        # A batch's outcomes are recorded in one transaction: a crash leaves all of its rows in
+        # flight (the next run replays the batch) or none.
+        self._collected = []
+        try:
+            for (_bid, item), answer in zip(batch, answers, strict=True):
+                if only is not None and item.row.id not in only:
+                    continue  # a resumed batch: this row was recorded before the crash
+                if isinstance(answer, QBOError):
+                    failure = errors.classify(answer)
+                    if failure.kind == errors.STALE:
+                        stale.append(item)
+                    elif failure.kind == errors.DUPLICATE_NAME and item.kind == "create":
+                        duplicates.append(item)
+                    else:
+                        self._handle_failure(item.row, failure)
                 else:
-                    self._handle_failure(item.row, failure)
-            else:
-                self._record(entity, item, answer.get(entity) or {})
+                    self._record(entity, item, answer.get(entity) or {})
+        finally:
+            self._flush()
         if self.progress is not None:
             self.progress({"entity": entity, "batch": self.result.batches, "items": len(batch)})
         try:
@@ -508,7 +540,7 @@ class _Run:
             self.rt.mappings.add(self.tenant, entity, row.app_id, item.mapping.qbo_id, self.realm, state=state,
                                  sync_token=str(obj.get("SyncToken") or item.mapping.sync_token or ""),
                                  app_version=row.version)
-            self.rt.outbox.update([row.id], status="synced", reason=f"{state} in QuickBooks", qbo_id=item.mapping.qbo_id,
+            self._set([row.id], status="synced", reason=f"{state} in QuickBooks", qbo_id=item.mapping.qbo_id,
                                   synced_at=utcnow(), error_code=None, error_message=None, next_step=None)
             setattr(self.result, {"delete": "deleted", "void": "voided", "inactivate": "deleted"}[item.kind],
                     getattr(self.result, {"delete": "deleted", "void": "voided", "inactivate": "deleted"}[item.kind]) + 1)
@@ -519,7 +551,7 @@ class _Run:
         self.rt.mappings.add(self.tenant, entity, row.app_id, qbo_id, self.realm, sync_token=token,
                              agreed={"app": item.app, "qbo": qbo_values}, app_version=row.version,
                              qbo_updated_at=_lut(obj), state="active")
-        self.rt.outbox.update([row.id], status="synced", qbo_id=qbo_id, sync_token=token, synced_at=utcnow(),
+        self._set([row.id], status="synced", qbo_id=qbo_id, sync_token=token, synced_at=utcnow(),
                               reason=item.note, error_code=None, error_message=None, next_step=None,
                               attempts=row.attempts)
         self.outcome[(entity, row.app_id)] = ("synced", "")
@@ -572,7 +604,7 @@ class _Run:
 
     def _settle_removal_dropped(self, entity: str, item: _Item, obj: dict) -> None:
         reason = "QuickBooks wins: the record changed in QuickBooks, so it was not removed there"
-        self.rt.outbox.update([item.row.id], status="dropped", reason=reason, synced_at=utcnow(),
+        self._set([item.row.id], status="dropped", reason=reason, synced_at=utcnow(),
                               sync_token=str(obj.get("SyncToken")))
         self.outcome[(entity, item.row.app_id)] = ("synced", reason)
         self.result.dropped += 1
@@ -609,26 +641,30 @@ class _Run:
     # -- resume ----------------------------------------------------------------------------
 
     def _resume(self, rows: Sequence[OutboxView]) -> None:
-        """Re-send batches left in flight, exactly as first sent (QBO replays the first answer)."""
+        """Re-send batches left in flight, exactly as first sent (QBO replays the first answer).
+
+        The whole batch goes again, rows recorded before the crash included (QBO checks the
+        requestid against the batch it first saw); only the rows still in flight are recorded.
+        """
         groups: dict[str, list[OutboxView]] = {}
         for row in rows:
             groups.setdefault(row.requestid or "", []).append(row)
-        for requestid, group in groups.items():
+        for requestid, flying in groups.items():
+            if not requestid or any(r.request_body is None for r in flying):
+                self._set([r.id for r in flying], status="pending", requestid=None)  # nothing to replay
+                continue
+            group = self.rt.outbox.by_requestid(requestid)
             group.sort(key=lambda r: int((r.bid or "b0")[1:]) if (r.bid or "b0")[1:].isdigit() else 0)
             entity = group[0].entity
             mappings = self.rt.mappings.by_app_ids(self.tenant, self.realm, entity, [r.app_id for r in group])
             batch = []
             for row in group:
                 body = dict(row.request_body or {})
-                kind = _kind_of(body)
-                batch.append((row.bid or "b0", _Item(row, kind, body.get(entity) or {}, row.payload,
+                batch.append((row.bid or "b0", _Item(row, _kind_of(body), body.get(entity) or {}, row.payload,
                                                      mappings.get(row.app_id))))
-            if not requestid or any(r.request_body is None for r in group):
-                for row in group:  # nothing to replay: send anew
-                    self.rt.outbox.update([row.id], status="pending", requestid=None)
-                continue
-            self.result.resumed += len(group)
-            self._call(entity, requestid, batch, [dict(r.request_body or {}) for r in group], {}, 0)
+            self.result.resumed += len(flying)
+            self._call(entity, requestid, batch, [dict(r.request_body or {}) for r in group], {}, 0,
+                       only={r.id for r in flying})
 
 
 def _kind_of(item: dict[str, Any]) -> str:
@@ -666,8 +702,8 @@ def _gone(entity: str) -> QBOError:
     return NotFoundError(f"the {entity} was deleted in QuickBooks", code="610")
 
 
-def _requestid(realm: str, round_: int, parts: Sequence[tuple[int, int, Any]]) -> str:
-    text = f"push|{realm}|{round_}|" + ",".join(f"{i}:{v}:{t}" for i, v, t in parts)
+def _requestid(realm: str, round_: int, parts: Sequence[tuple[int, int, Any, str]]) -> str:
+    text = f"push|{realm}|{round_}|" + ",".join(f"{i}:{v}:{t}:{u}" for i, v, t, u in parts)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -40,6 +39,11 @@ from qb_pipelines.sync.reconcile.outcome import (
 )
 from qb_pipelines.sync.reconcile.posting_rules import postings
 from qb_pipelines.sync.reconcile.report_frames import Report, as_frame, report_end, report_labels
+
+# pandas is imported where it is used: every Dagster run's process loads this module with the
+# code location, and most runs (pushes, landings) never touch a DataFrame.
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The party whose open documents make up accounts receivable.
 AR_PARTY = "Customer"

@@ -3,21 +3,30 @@ read back from ``qbo_report_row`` (``sync.reports.flatten``'s shape)."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING, TypeAlias
 
 from qb_pipelines.sync import reports as report_mod
 
+# pandas is imported where it is used: every Dagster run's process loads this module with the
+# code location, and most runs (pushes, landings) never touch a DataFrame.
+if TYPE_CHECKING:
+    import pandas as pd
+
 #: A report as the checks accept it: QBO's JSON, or its flattened rows.
-Report = dict | pd.DataFrame
+Report: TypeAlias = "dict | pd.DataFrame"
 
 
 def as_frame(report: Report) -> pd.DataFrame:
     """The report's flattened rows."""
+    import pandas as pd
+
     return report if isinstance(report, pd.DataFrame) else report_mod.flatten(report)
 
 
 def header(report: Report) -> dict:
     """The report's header (``StartPeriod``/``EndPeriod``; a frame keeps them in ``attrs``)."""
+    import pandas as pd
+
     if isinstance(report, pd.DataFrame):
         attrs = report.attrs
         return {"StartPeriod": attrs.get("start_period"), "EndPeriod": attrs.get("end_period")}
@@ -26,6 +35,8 @@ def header(report: Report) -> dict:
 
 def report_end(report: Report, df: pd.DataFrame) -> str:
     """The as-of date of a report: EndPeriod, report_date, or the value columns' last period end."""
+    import pandas as pd
+
     head = header(report)
     if head.get("EndPeriod"):
         return str(head["EndPeriod"])

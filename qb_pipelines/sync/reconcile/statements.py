@@ -14,8 +14,8 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from datetime import date
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
 from qb_pipelines.sync import reports as report_mod
@@ -37,6 +37,11 @@ from qb_pipelines.sync.reconcile.outcome import (
     make_outcome,
 )
 from qb_pipelines.sync.reconcile.report_frames import Report, as_frame, header, report_end, report_labels
+
+# pandas is imported where it is used: every Dagster run's process loads this module with the
+# code location, and most runs (pushes, landings) never touch a DataFrame.
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def fiscal_year_start(as_of: date, first_month: int) -> date:
@@ -82,6 +87,8 @@ def computed_trial_balance(ledger: LandedLedger, as_of: str, fiscal_month: int) 
 
 
 def _reported_trial_balance(df: pd.DataFrame) -> dict[str, int]:
+    import pandas as pd
+
     data = df[(df["row_type"] == "Data") & df["account_id"].notna()]
     out: dict[str, int] = defaultdict(int)
     for ident, key, amount in zip(data["account_id"], data["column_key"], data["amount"], strict=True):
@@ -159,6 +166,8 @@ def profit_and_loss(engine: Engine | Connection, company_key: str, profit_and_lo
     Returns:
         Failed when a total differs; mismatches name the totals and the accounts that differ.
     """
+    import pandas as pd
+
     df = as_frame(profit_and_loss_report)
     head = header(profit_and_loss_report)
     start = head.get("StartPeriod")
