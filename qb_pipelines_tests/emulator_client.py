@@ -142,11 +142,17 @@ class QBOTestClient:
     # ------------------------------------------------------------------ conveniences
     def make(self, entity: str, body: dict) -> dict:
         """Create and return the stored entity (asserting success)."""
-        return self.ok(self.create(entity, body), entity)
+        return self.ok(self.create(entity, body), answer_key(entity))
 
     def get(self, entity: str, obj_id: str) -> dict:
         """Read and return the entity (asserting success)."""
-        return self.ok(self.read(entity, obj_id), entity)
+        return self.ok(self.read(entity, obj_id), answer_key(entity))
+
+
+def answer_key(entity: str) -> str:
+    """The key QBO wraps ``entity`` in (``CreditCardPayment`` answers as ``CreditCardPaymentTxn``)."""
+    found = registry.find(entity)
+    return found.json_key if found is not None else entity
 
 
 def control(running: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
