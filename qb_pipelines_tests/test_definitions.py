@@ -129,8 +129,8 @@ def test_every_registry_entity_and_report_is_an_asset_with_checks_jobs_schedules
         assert isinstance(node.partitions_def, dg.MultiPartitionsDefinition)
     blocking = {k.name: graph.get_check_spec(k).blocking for k in graph.asset_check_keys
                 if k.asset_key.path[:2] == ["qbo", "report"]}
-    assert blocking == {"receivables": True, "customer_balances": True, "trial_balance": True,
-                        "profit_and_loss": True}
+    assert blocking == {"receivables": True, "customer_balances": True, "payables": True, "vendor_balances": True,
+                        "trial_balance": True, "profit_and_loss": True, "general_ledger": True}
     assert len(keys) == len(registry.ENTITIES) + len(REPORTS) + 2
     ingest = defs.get_assets_def(entity_asset_key("Invoice"))
     assert ingest.can_subset and ingest.op.pool == QBO_POOL

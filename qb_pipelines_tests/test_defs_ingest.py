@@ -219,9 +219,10 @@ def test_checks_pass_on_a_faithful_load_and_name_the_tampered_ids(sqlite_env: En
                              resources=env.resources, instance=env.instance)
     assert reports.success
     report_evals = {e.check_name: e for e in reports.get_asset_check_evaluations()}
-    assert set(report_evals) == {"receivables", "customer_balances", "trial_balance", "profit_and_loss"}
+    assert set(report_evals) == {"receivables", "customer_balances", "payables", "vendor_balances", "trial_balance",
+                                 "profit_and_loss", "general_ledger"}
     assert all(e.passed for e in report_evals.values()), {k: e.description for k, e in report_evals.items()}
-    assert len(reports.get_asset_materialization_events()) == 5
+    assert len(reports.get_asset_materialization_events()) == len(REPORT_ASSETS) == 8
 
     # Tamper with the warehouse: one invoice's total, one customer's balance.
     main, _ = tables_for("Invoice")
