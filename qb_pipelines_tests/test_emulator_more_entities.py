@@ -322,3 +322,20 @@ def test_webhooks_report_only_the_entities_qbo_sends_them_for(emulator: Any) -> 
     finally:
         receiver.close()
         requests.delete(f"{emulator.url}/_emulator/webhooks", timeout=10)
+
+
+def test_a_vendor_merge_moves_its_purchase_orders_and_recurring_templates(qbo: QBOTestClient, emulator: Any) -> None:
+    loser = qbo.make("Vendor", {"DisplayName": "Hicks Hardware (old)"})
+    winner = qbo.make("Vendor", {"DisplayName": "Hicks Hardware"})
+    po = qbo.make("PurchaseOrder", {"VendorRef": {"value": loser["Id"]}, "APAccountRef": {"value": AP},
+                                    "Line": [_expense_line(12.0)]})
+    template = qbo.make("RecurringTransaction", {"Bill": {
+        "VendorRef": {"value": loser["Id"]}, "Line": [_expense_line(30.0)],
+        "RecurringInfo": {"Name": "Hardware", "RecurType": "Unscheduled"}}})["Bill"]
+    merged = control(emulator, "POST", f"companies/{qbo.realm}/act",
+                     json={"entity": "Vendor", "operation": "merge", "from_id": loser["Id"], "into_id": winner["Id"]})
+    assert merged.status_code == 200, merged.text
+    moved = qbo.get("PurchaseOrder", po["Id"])
+    assert moved["VendorRef"] == {"value": winner["Id"], "name": "Hicks Hardware"} and moved["SyncToken"] == "1"
+    bill = qbo.get("RecurringTransaction", template["Id"])["Bill"]
+    assert bill["VendorRef"]["value"] == winner["Id"] and bill["SyncToken"] == "1"
