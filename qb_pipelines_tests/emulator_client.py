@@ -142,11 +142,17 @@ class QBOTestClient:
     # ------------------------------------------------------------------ conveniences
     def make(self, entity: str, body: dict) -> dict:
         """Create and return the stored entity (asserting success)."""
-        return self.ok(self.create(entity, body), entity)
+        return self.ok(self.create(entity, body), answer_key(entity))
 
     def get(self, entity: str, obj_id: str) -> dict:
         """Read and return the entity (asserting success)."""
-        return self.ok(self.read(entity, obj_id), entity)
+        return self.ok(self.read(entity, obj_id), answer_key(entity))
+
+
+def answer_key(entity: str) -> str:
+    """The key QBO wraps ``entity`` in (``CreditCardPayment`` answers as ``CreditCardPaymentTxn``)."""
+    found = registry.find(entity)
+    return found.json_key if found is not None else entity
 
 
 def control(running: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -245,3 +251,13 @@ def shape_diff(sample: Any, actual: Any, *, ignore: frozenset[str] | set[str] = 
         for s, a in pairs:
             problems += shape_diff(s, a, ignore=ignore, path=f"{path}[]")
     return sorted(set(problems))
+
+
+def fault_of(response: Any, code: str, status: int = 400) -> dict:
+    """The single error of a fault response, asserting its HTTP status and code."""
+    assert response.status_code == status, f"expected {status}/{code}, got {response.status_code}: {response.text}"
+    body = response.json()
+    assert set(body) == {"Fault", "time"}, body
+    error = body["Fault"]["Error"][0]
+    assert error["code"] == code, body
+    return error

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from qb_pipelines.defs.assets import entity_asset_key, qbo_raw_entities
 from qb_pipelines.defs.checks import REPORT_CHECKS, qbo_entity_checks
 from qb_pipelines.defs.jobs import qbo_full_refresh_job, qbo_token_refresh_job
-from qb_pipelines.defs.partitions import report_partition_key
+from qb_pipelines.defs.partitions import REPORT_MONTHS_START, report_partition_key
 from qb_pipelines.defs.reports import REPORT_ASSETS, report_asset_key
 from qb_pipelines.emulator.seed import seed_demo_company
 from qb_pipelines.emulator.server import RunningEmulator
@@ -143,9 +143,10 @@ def test_checks_pass_on_a_faithful_load_and_name_the_tampered_ids(sqlite_env: Da
                              resources=env.resources, instance=env.instance)
     assert reports.success
     report_evals = {e.check_name: e for e in reports.get_asset_check_evaluations()}
-    assert set(report_evals) == {"receivables", "customer_balances", "trial_balance", "profit_and_loss"}
+    assert set(report_evals) == {"receivables", "customer_balances", "payables", "vendor_balances", "trial_balance",
+                                 "profit_and_loss", "general_ledger"}
     assert all(e.passed for e in report_evals.values()), {k: e.description for k, e in report_evals.items()}
-    assert len(reports.get_asset_materialization_events()) == 5
+    assert len(reports.get_asset_materialization_events()) == len(REPORT_ASSETS) == 8
 
     # Tamper with the warehouse: one invoice's total, one customer's balance.
     main, _ = tables_for("Invoice")
@@ -202,3 +203,51 @@ def test_token_refresh_job_refreshes_connections_about_to_lapse(sqlite_env: Dags
     assert result.success
     assert store.get(tenant).token_version == before + 1
     assert store.get(tenant).state is ConnectionState.CONNECTED
+
+# ------------------------------------------------------------------ payables and the general ledger
+
+
+def _reports(env: DagsterStack, key: str, month: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize([*REPORT_ASSETS, *REPORT_CHECKS], partition_key=str(report_partition_key(key, month)),
+                          resources=env.resources, instance=env.instance, raise_on_error=False)
+
+
+def test_payables_and_general_ledger_report_assets_and_their_blocking_checks(sqlite_env: DagsterStack) -> None:
+    env = sqlite_env
+    company = env.connect(realm=seed_demo_company(env.emulator.emu))
+    key = company.key
+    assert _materialize(env, key).success
+
+    # before the books start: the general ledger is empty, lands as no row, and checks as empty
+    first = REPORT_MONTHS_START  # the first report month, before the demo's year of books
+    early = _reports(env, key, first)
+    assert early.success
+    mats = {e.materialization.asset_key: e.materialization for e in early.get_asset_materialization_events()}
+    assert mats[report_asset_key("GeneralLedger")].metadata["rows_inserted"].value == 0
+    checks = {e.check_name: e for e in early.get_asset_check_evaluations()}
+    assert checks["general_ledger"].passed, checks["general_ledger"].description
+    assert checks["general_ledger"].description.startswith(f"general ledger {first}-01..")
+    assert checks["payables"].passed and checks["payables"].metadata["compared"].value is False
+
+    # the company's current month: every check compares, and passes
+    month = company.month
+    current = _reports(env, key, month)
+    assert current.success
+    checks = {e.check_name: e for e in current.get_asset_check_evaluations()}
+    assert {"payables", "vendor_balances", "general_ledger"} <= set(checks)
+    assert all(e.passed for e in checks.values()), {k: e.description for k, e in checks.items()}
+    assert checks["payables"].metadata["compared"].value is True
+
+    # a bill's balance changed in the warehouse: the payables check fails, naming vendor and bill
+    bills, _ = tables_for("Bill")
+    with env.runtime.engine.begin() as conn:
+        ident, vendor = conn.execute(sa.select(bills.c.id, bills.c.vendor_ref_id).where(
+            bills.c.company_key == key, bills.c.balance > 0).order_by(bills.c.id).limit(1)).one()
+        conn.execute(sa.update(bills).where(bills.c.company_key == key, bills.c.id == ident)
+                     .values(balance=bills.c.balance + 12))
+    blocked = _reports(env, key, month)
+    payables = {e.check_name: e for e in blocked.get_asset_check_evaluations()}["payables"]
+    assert not payables.passed
+    mismatches = payables.metadata["mismatches"].value
+    assert any(m.get("vendor_id") == vendor and ident in m.get("open_bill_ids", []) for m in mismatches), mismatches
+    assert "full refresh" in payables.metadata["fix"].value

@@ -39,22 +39,12 @@ from qb_pipelines.defs.push import (
     qbo_push_job,
 )
 from qb_pipelines.defs.resources import QBOConnectionResource
-from qb_pipelines.emulator.core import Emulator, EmulatorSettings
-from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
+from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.sync.push import enqueue
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines_tests.databases import throwaway_database
 from qb_pipelines_tests.harness import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, Connected, connect_company
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_in_thread(Emulator(EmulatorSettings()))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @dataclass
@@ -104,16 +94,16 @@ def _world(url: str, emulator: RunningEmulator, instance: dg.DagsterInstance) ->
 
 
 @pytest.fixture
-def world(emulator: RunningEmulator, tmp_path: Path) -> Iterator[World]:
+def world(shared_emulator: RunningEmulator, tmp_path: Path) -> Iterator[World]:
     with dg.instance_for_test() as instance:
-        yield _world(f"sqlite:///{tmp_path / 'qb.sqlite'}", emulator, instance)
+        yield _world(f"sqlite:///{tmp_path / 'qb.sqlite'}", shared_emulator, instance)
     Runtime.close_shared()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_world(request: pytest.FixtureRequest, emulator: RunningEmulator, tmp_path: Path) -> Iterator[World]:
+def any_world(request: pytest.FixtureRequest, shared_emulator: RunningEmulator, tmp_path: Path) -> Iterator[World]:
     with throwaway_database(request.param, tmp_path, "qbp_defs_push") as url, dg.instance_for_test() as instance:
-        yield _world(url, emulator, instance)
+        yield _world(url, shared_emulator, instance)
         Runtime.close_shared()
 
 
@@ -376,13 +366,13 @@ def _faults(world: World, body: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_kill_9_in_the_middle_of_a_push_then_the_rerun_posts_nothing_twice_and_loses_no_row(
-        emulator: RunningEmulator, tmp_path: Path, dialect: str) -> None:
+        shared_emulator: RunningEmulator, tmp_path: Path, dialect: str) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with throwaway_database(dialect, tmp_path, "qbp_kill") as url, \
             dg.DagsterInstance.from_config(str(home)) as instance:
-        world = _world(url, emulator, instance)
+        world = _world(url, shared_emulator, instance)
         company = world.connect()
         n = 150
         send(company, "Item", "svc", {"name": "Kill Service", "type": "service", "unit_price": 45})

@@ -56,9 +56,11 @@ def assert_warehouse_equals_emulator(co: Landing, entities: list[str] | None = N
     """Row for row and amount for amount: raw bodies, typed amounts, lines and links, flags, counts."""
     counts = co.counts()
     for entity in entities or [e.name for e in registry.ENTITIES]:
+        ent = registry.get(entity)
         exported = co.export(entity)
-        live = {b["Id"]: b for b in exported if b.get("status") != "Deleted"}
-        gone = {b["Id"] for b in exported if b.get("status") == "Deleted"}
+        # keyed as the warehouse keys them: the Id, a wrapped template's, an exchange rate's key
+        live = {ent.identity(b): b for b in exported if b.get("status") != "Deleted"}
+        gone = {ent.identity(b) for b in exported if b.get("status") == "Deleted"}
         rows = co.rows(entity)
         landed_live = {i: r for i, r in rows.items() if not r.is_deleted}
         assert set(landed_live) == set(live), entity
@@ -68,26 +70,33 @@ def assert_warehouse_equals_emulator(co: Landing, entities: list[str] | None = N
             assert co.writer.counts(entity, co.key) == expected, entity
         for obj_id, body in live.items():
             row = landed_live[obj_id]
+            fields = ent.fields_of(body)  # a recurring transaction's typed columns are its template's
             assert row.raw == body, (entity, obj_id)
-            assert row.sync_token == body.get("SyncToken")
-            assert row.is_active == body.get("Active", True), (entity, obj_id)
-            for field, column in (("TotalAmt", "total_amt"), ("Balance", "balance")):
+            assert row.sync_token == fields.get("SyncToken")
+            assert row.is_active == fields.get("Active", True), (entity, obj_id)
+            for field, column in (("TotalAmt", "total_amt"), ("Balance", "balance"), ("Amount", "amount")):
                 if column in row._fields:
-                    assert row._mapping[column] == _money(body.get(field)), (entity, obj_id, field)
-        ent = registry.get(entity)
+                    assert row._mapping[column] == _money(fields.get(field)), (entity, obj_id, field)
         if not ent.line_fields:
             continue
         by_txn: dict[str, list[sa.Row]] = defaultdict(list)
         for child in co.child_rows(entity):
             by_txn[child.txn_id].append(child)
         for obj_id, body in live.items():
-            lines = body.get("Line") or []
+            lines = body.get(ent.line_fields[0]) or []
             children = by_txn.get(obj_id, [])
             if entity in LINK_ENTITIES:
                 expected_links = Counter((i, link["TxnId"], link["TxnType"], _money(line.get("Amount")))
                                          for i, line in enumerate(lines, 1) for link in line.get("LinkedTxn") or [])
                 assert Counter((c.line_no, c.linked_txn_id, c.linked_txn_type, c.amount)
                                for c in children) == expected_links, (entity, obj_id)
+            elif ent.lines is registry.Lines.REFS:  # what an attachment belongs to
+                assert sorted((c.line_no, c.entity_type, c.entity_id) for c in children) == [
+                    (i, ref["EntityRef"]["type"], ref["EntityRef"]["value"]) for i, ref in enumerate(lines, 1)]
+            elif ent.lines is registry.Lines.BUDGET:  # an amount per account and period
+                assert sorted((c.line_no, c.account_id, str(c.budget_date), c.amount) for c in children) == [
+                    (i, d["AccountRef"]["value"], d["BudgetDate"], _money(d["Amount"]))
+                    for i, d in enumerate(lines, 1)], (entity, obj_id)
             else:
                 assert sorted((c.line_no, c.amount) for c in children) == [
                     (i, _money(line.get("Amount"))) for i, line in enumerate(lines, 1)], (entity, obj_id)

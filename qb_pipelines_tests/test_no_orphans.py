@@ -32,6 +32,7 @@ import requests
 from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.devtools.processes import SupervisedProcess
 from qb_pipelines.qbo import registry
+from qb_pipelines.sync.reports import REPORTS
 
 pytestmark = pytest.mark.slow
 
@@ -233,8 +234,8 @@ def test_demo_headless_lands_everything_proves_a_webhook_and_leaves_nothing(watc
     assert summary["counts"]["Customer"] > 0 and summary["counts"]["Invoice"] > 0
     assert summary["entities_landed"] == summary["entities_expected"] == len(registry.ENTITIES)
     assert "(every entity)" in output
-    # five reports for every month with data (twelve months of activity), the current one included
-    assert summary["report_partitions"] >= 5 * 12 and summary["report_partitions"] % 5 == 0
+    # every report for every month with data (twelve months of activity), the current one included
+    assert summary["report_partitions"] >= len(REPORTS) * 12 and summary["report_partitions"] % len(REPORTS) == 0
     assert summary["checks_total"] > len(registry.ENTITIES) and summary["checks_passed"] == summary["checks_total"]
     assert "(every check)" in output
     assert summary["webhook_run_id"] and summary["webhook_latency_s"] is not None

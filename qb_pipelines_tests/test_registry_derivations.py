@@ -13,10 +13,10 @@ from qb_pipelines.sync import reconcile
 from qb_pipelines.web.forms import entity_order
 
 POSTING = ("Invoice", "Payment", "SalesReceipt", "CreditMemo", "RefundReceipt", "Bill", "BillPayment",
-           "VendorCredit", "Purchase", "Deposit", "JournalEntry")
+           "VendorCredit", "Purchase", "Deposit", "JournalEntry", "Transfer", "CreditCardPayment")
 
 
-def test_report_lineage_is_the_ledger_and_the_receivables() -> None:
+def test_report_lineage_is_the_ledger_the_receivables_and_the_payables() -> None:
     ledger = ("Account", "Item", *POSTING)
     expected = {
         "ProfitAndLoss": ledger,
@@ -24,6 +24,9 @@ def test_report_lineage_is_the_ledger_and_the_receivables() -> None:
         "TrialBalance": ledger,
         "AgedReceivables": ("Customer", "Invoice", "Payment", "CreditMemo", "JournalEntry"),
         "CustomerBalance": ("Customer",),
+        "AgedPayables": ("Vendor", "Bill", "BillPayment", "VendorCredit", "JournalEntry"),
+        "VendorBalance": ("Vendor",),
+        "GeneralLedger": ledger,
     }
     assert expected == REPORT_DEPS
     assert reconcile.posting_entity_names() == POSTING
@@ -33,6 +36,7 @@ def test_documents_with_an_open_balance_are_the_ones_whose_totals_compare_balanc
     with_balance = [e.name for e in registry.ENTITIES if e.is_transaction and e.balance_field]
     assert with_balance == ["Invoice", "CreditMemo", "Bill", "VendorCredit"]
     assert [e.name for e in reconcile.receivable_entities()] == ["Invoice", "Payment", "CreditMemo"]
+    assert [e.name for e in reconcile.payable_entities()] == ["Bill", "BillPayment", "VendorCredit"]
 
 
 def test_settings_page_lists_synced_entities_party_by_party_then_the_rest_by_name() -> None:

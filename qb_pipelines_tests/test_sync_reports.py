@@ -49,10 +49,15 @@ def test_month_params_ask_for_exactly_one_month() -> None:
     assert reports.month_params("AgedReceivables", "2025-04") == {"report_date": "2025-04-30"}
     assert reports.month_params("CustomerBalance", "2025-04") == {"report_date": "2025-04-30",
                                                                   "accounting_method": "Accrual"}
+    assert reports.month_params("AgedPayables", "2025-04") == {"report_date": "2025-04-30"}
+    assert reports.month_params("VendorBalance", "2025-04") == {"report_date": "2025-04-30",
+                                                                "accounting_method": "Accrual"}
+    assert reports.month_params("GeneralLedger", "2025-04") == {
+        "start_date": "2025-04-01", "end_date": "2025-04-30", "accounting_method": "Accrual"}
     with pytest.raises(ValueError, match="YYYY-MM"):
         reports.parse_month("2025-13")
     with pytest.raises(ValueError, match="ProfitAndLoss"):
-        reports.month_params("GeneralLedger", "2025-01")
+        reports.month_params("CashFlow", "2025-01")
 
 
 # --------------------------------------------------------------------------------------------

@@ -85,7 +85,9 @@ def test_every_registry_entity_has_its_tables_and_keys(engine: Engine) -> None:
                 assert child.name == f"{main.name}_link"
                 assert pk == ["company_key", "txn_id", "line_no", "link_no"]
             else:
-                assert child.name == f"{main.name}_line"
+                # budgets land their BudgetDetail, attachments their AttachableRef, the rest item lines
+                suffix = {registry.Lines.BUDGET: "detail", registry.Lines.REFS: "ref"}.get(entity.lines, "line")
+                assert child.name == f"{main.name}_{suffix}"
                 assert pk == ["company_key", "txn_id", "line_no"]
         else:
             assert child is None

@@ -64,12 +64,14 @@ def demo(headless: bool, port: int, dagster_port: int, web_port: int | None, dem
 def _headless(port: int, web_port: int | None) -> None:
     from qb_pipelines.demo.headless import run_headless
     from qb_pipelines.devtools.ports import free_port
+    from qb_pipelines.sync.reports import REPORTS
 
     report = run_headless(port=port, web_port=web_port or free_port(), out=click.echo)
     click.echo("")
     click.echo(f"entities landed:   {report.entities_landed}/{report.entities_expected}"
                + (" (every entity)" if report.entities_landed == report.entities_expected else ""))
-    click.echo(f"report partitions: {report.report_partitions} (5 reports x {report.report_partitions // 5} months)")
+    click.echo(f"report partitions: {report.report_partitions} ({len(REPORTS)} reports x "
+               f"{report.report_partitions // len(REPORTS)} months)")
     click.echo(f"checks passed:     {report.checks_passed}/{report.checks_total}"
                + (" (every check)" if report.checks_total and report.checks_passed == report.checks_total else ""))
     if report.webhook_latency_s is not None and report.webhook_run_id:

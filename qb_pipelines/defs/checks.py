@@ -22,12 +22,17 @@ disagrees with the landed books stops anything downstream of it in the run:
 * ``receivables`` on AgedReceivables: open invoice balances against AgedReceivables per customer
   and the BalanceSheet's A/R in total;
 * ``customer_balances`` on CustomerBalance;
+* ``payables`` on AgedPayables: open bills less vendor credits and unapplied bill payments against
+  AgedPayables per vendor and the BalanceSheet's A/P in total;
+* ``vendor_balances`` on VendorBalance;
 * ``trial_balance`` on TrialBalance: computed from the landed transactions;
-* ``profit_and_loss`` on ProfitAndLoss: income, COGS, expenses and net income computed the same way.
+* ``profit_and_loss`` on ProfitAndLoss: income, COGS, expenses and net income computed the same way;
+* ``general_ledger`` on GeneralLedger: each account's activity in the month and its balance at the
+  month's start, computed the same way.
 
-The warehouse holds *today's* balance of each document, so the receivables and customer-balance
-checks compare only the current month's reports; past months pass with "not compared" (their
-as-of balances legitimately differ). Dagster does not group checks; they appear under their
+The warehouse holds *today's* balance of each document, so the receivables, payables, customer-
+and vendor-balance checks compare only the current month's reports; past months pass with "not
+compared" (their as-of balances legitimately differ). Dagster does not group checks; they appear under their
 asset's group, and ``qbo_checks`` names the job and selection that run them all.
 """
 
@@ -157,14 +162,28 @@ def _entity_of(asset_key: dg.AssetKey) -> str:
 # ------------------------------------------------------------------------------------- report checks
 
 
-def _read_report(engine: Any, company: str, report: str, month: str) -> "pd.DataFrame | None":
+def _read_report(engine: Any, company: str, report: str, month: str, *, empty: bool = False) -> "pd.DataFrame | None":
+    """The landed partition's rows (None when none landed, unless ``empty`` accepts zero rows)."""
     frame = report_tables.read_partition(engine, company, report, month)
-    if frame.empty:
+    if frame.empty and not empty:
         return None
     m = report_mod.parse_month(month)
     # The flattened header is not stored; the partition's month is the report's period.
     frame.attrs.update(start_period=m.start.isoformat(), end_period=m.end.isoformat())
     return frame
+
+
+def _landed_empty(context: dg.AssetCheckExecutionContext, report: str) -> bool:
+    """Whether this partition of ``report`` was materialized with no row (QuickBooks had none)."""
+    key = context.op_execution_context.partition_key
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=report_asset_key(report), asset_partitions=[str(key)]), limit=1,
+        ascending=False)
+    if not found.records:
+        return False
+    mat = found.records[0].asset_materialization
+    rows = mat.metadata.get("rows_inserted") if mat is not None else None
+    return getattr(rows, "value", rows) == 0
 
 
 def _not_landed(report: str, company: str, month: str) -> dg.AssetCheckResult:
@@ -203,6 +222,10 @@ def _compare_report(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     company, month = split_report_partition(context)
     engine = warehouse.engine()
     frame = _read_report(engine, company, report, month)
+    if frame is None and _landed_empty(context, report):
+        # a report QuickBooks answered with no row at all (a GeneralLedger of a month before the
+        # books start): landed, and compared as empty
+        frame = _read_report(engine, company, report, month, empty=True)
     if frame is None:
         return _not_landed(report, company, month)
     if current_month_only and month != _current_month():
@@ -242,6 +265,23 @@ qbo_customer_balances_check = _report_check(
     "CustomerBalance", "customer_balances", "Landed customer balances equal QuickBooks' CustomerBalance report.",
     lambda engine, company, frame, _month: reconcile.customer_balances(engine, company, frame),
     current_month_only=True)
+
+
+def _payables(engine: Any, company: str, aged: "pd.DataFrame", month: str) -> CheckOutcome:
+    balance_sheet = _read_report(engine, company, "BalanceSheet", month)
+    return reconcile.open_payables(engine, company, aged, balance_sheet,
+                                   as_of=report_mod.parse_month(month).end.isoformat())
+
+
+qbo_payables_check = _report_check(
+    "AgedPayables", "payables",
+    "Open bills less vendor credits and unapplied bill payments equal AgedPayables per vendor and the balance "
+    "sheet's A/P.",
+    _payables, current_month_only=True, additional_deps=("BalanceSheet",))
+qbo_vendor_balances_check = _report_check(
+    "VendorBalance", "vendor_balances", "Landed vendor balances equal QuickBooks' VendorBalance report.",
+    lambda engine, company, frame, _month: reconcile.vendor_balances(engine, company, frame),
+    current_month_only=True)
 qbo_trial_balance_check = _report_check(
     "TrialBalance", "trial_balance",
     "A trial balance computed from the landed transactions equals QuickBooks' TrialBalance.",
@@ -250,6 +290,11 @@ qbo_profit_and_loss_check = _report_check(
     "ProfitAndLoss", "profit_and_loss",
     "Income, COGS, expenses and net income from the landed transactions equal QuickBooks' P&L.",
     lambda engine, company, frame, _month: reconcile.profit_and_loss(engine, company, frame))
+qbo_general_ledger_check = _report_check(
+    "GeneralLedger", "general_ledger",
+    "Each account's activity in the month and its beginning balance, from the landed transactions, equal "
+    "QuickBooks' GeneralLedger.",
+    lambda engine, company, frame, _month: reconcile.general_ledger(engine, company, frame))
 
-REPORT_CHECKS = [qbo_receivables_check, qbo_customer_balances_check, qbo_trial_balance_check,
-                 qbo_profit_and_loss_check]
+REPORT_CHECKS = [qbo_receivables_check, qbo_customer_balances_check, qbo_payables_check, qbo_vendor_balances_check,
+                 qbo_trial_balance_check, qbo_profit_and_loss_check, qbo_general_ledger_check]

@@ -1,7 +1,8 @@
 """QuickBooks' financial reports as assets: one per report, partitioned by company and month.
 
-``qbo/report/profit_and_loss``, ``balance_sheet``, ``trial_balance``, ``aged_receivables`` and
-``customer_balance`` (group ``qbo_reports``): each partition asks QuickBooks for one month of one
+``qbo/report/profit_and_loss``, ``balance_sheet``, ``trial_balance``, ``aged_receivables``,
+``customer_balance``, ``aged_payables``, ``vendor_balance`` and ``general_ledger`` (group
+``qbo_reports``): each partition asks QuickBooks for one month of one
 company (one API call, ``sync.reports.fetch_month``), flattens the nested report into tidy rows
 with pandas (``sync.reports.flatten``) and replaces that (company, report, month) partition of
 ``qbo_report_row`` atomically (``store.report_tables.replace_partition``).
@@ -28,19 +29,23 @@ from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
 from qb_pipelines.store import report_tables
 from qb_pipelines.store.warehouse import snake
 from qb_pipelines.sync import reports as report_mod
-from qb_pipelines.sync.reconcile import AR_PARTY, ledger_sources, receivables_sources
+from qb_pipelines.sync.reconcile import AP_PARTY, AR_PARTY, ledger_sources, payables_sources, receivables_sources
 
 REPORTS_GROUP = "qbo_reports"
 
 #: The landed entities each report is reconciled with (its lineage), as the checks read them: the
-#: statements against the ledger rebuilt from every posting transaction, the receivables against
-#: the customers and the documents that move their balances.
+#: statements and the general ledger against the ledger rebuilt from every posting transaction,
+#: the receivables (payables) against the customers (vendors) and the documents that move their
+#: balances.
 REPORT_DEPS: dict[str, tuple[str, ...]] = {
     "ProfitAndLoss": ledger_sources(),
     "BalanceSheet": ledger_sources(),
     "TrialBalance": ledger_sources(),
     "AgedReceivables": (AR_PARTY, *receivables_sources()),
     "CustomerBalance": (AR_PARTY,),
+    "AgedPayables": (AP_PARTY, *payables_sources()),
+    "VendorBalance": (AP_PARTY,),
+    "GeneralLedger": ledger_sources(),
 }
 
 _DESCRIPTIONS = {
@@ -49,6 +54,9 @@ _DESCRIPTIONS = {
     "TrialBalance": "Debit and credit balance of every account as of the month's last day.",
     "AgedReceivables": "Open customer balances aged as of the month's last day.",
     "CustomerBalance": "Each customer's open balance as of the month's last day.",
+    "AgedPayables": "Open vendor balances aged as of the month's last day.",
+    "VendorBalance": "What is owed to each vendor as of the month's last day.",
+    "GeneralLedger": "Every posting of the month, account by account, with beginning and running balances.",
 }
 
 

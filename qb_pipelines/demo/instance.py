@@ -85,7 +85,7 @@ def skip_report_backlog(instance: Any, env: Mapping[str, str], cwd: Path) -> int
 
     The sensor re-materializes the report months a landing run touched. After an in-process
     load that already landed every report month, the first tick of a fresh daemon would request
-    every one of them again (a dozen runs of five reports on a small machine). Its cursor is the
+    every one of them again (a dozen runs of every report on a small machine). Its cursor is the
     event storage id it has read up to, so it is set to the newest landing materialization, with
     Dagster's own CLI (``dagster sensor start`` then ``dagster sensor cursor --set``), before the
     daemon starts. Later landings (webhooks, polling) are picked up as usual.

@@ -50,7 +50,7 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
     """Materialize every entity (and report month) of ``company`` in this process, with checks.
 
     Uses the code location's own jobs (``qbo_daily_backstop_job`` lands every entity and runs
-    the entity checks; ``qbo_reports_job`` lands the five reports of one month with their
+    the entity checks; ``qbo_reports_job`` lands every report of one month with their
     blocking checks), so what runs is exactly what the daemon and the UI run, against
     ``instance`` (the demo's ``DAGSTER_HOME``). Report months: every month the load touched that
     has a partition, and the current month.
@@ -61,6 +61,7 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
     from qb_pipelines.defs.assets import ENTITY_BY_KEY
     from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, qbo_month_partitions, report_partition_key
     from qb_pipelines.qbo import registry
+    from qb_pipelines.sync.reports import REPORTS
 
     summary = LoadSummary()
     t0 = time.perf_counter()
@@ -100,7 +101,8 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
         current = datetime.now(UTC).strftime("%Y-%m")
         wanted = sorted(m for m in months | {current} if m in valid)
         reports_job = defs.resolve_job_def("qbo_reports_job")
-        out(f"landing the five reports for {len(wanted)} months ({wanted[0]}..{wanted[-1]}) with their checks ...")
+        out(f"landing the {len(REPORTS)} reports for {len(wanted)} months ({wanted[0]}..{wanted[-1]}) "
+            "with their checks ...")
         for month in wanted:
             run = reports_job.execute_in_process(
                 partition_key=str(report_partition_key(company, month)), instance=instance, raise_on_error=False,
@@ -111,8 +113,8 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
                     evaluation.passed
             if not run.success:
                 summary.failures.append(f"reports of {month} failed (run {run.run_id}): {_run_failure(run)}")
-            elif summary.reports[month] != 5:
-                summary.failures.append(f"reports of {month}: {summary.reports[month]}/5 landed")
+            elif summary.reports[month] != len(REPORTS):
+                summary.failures.append(f"reports of {month}: {summary.reports[month]}/{len(REPORTS)} landed")
         out(f"  {sum(summary.reports.values())} report partitions landed over {len(wanted)} months")
     failed = sorted(k for k, passed in summary.checks.items() if not passed)
     if failed:

@@ -160,7 +160,7 @@ def _remember(emu: Emulator, realm: str, requestid: str, result: _Result) -> Non
                   (realm, requestid, result.status, result.media_type, result.body, emu.clock.timestamp()))
 
 
-def _json_body(raw: bytes, entity: str | None = None) -> dict:
+def _json_body(raw: bytes, *entity: str) -> dict:
     if not raw.strip():
         raise faults.validation("2020", "Required param missing, need to supply the required value for the API",
                                 "Request body is missing. Send the entity as JSON.", "")
@@ -172,8 +172,9 @@ def _json_body(raw: bytes, entity: str | None = None) -> dict:
     if not isinstance(body, dict):
         raise faults.validation("2010", "Request has invalid or unsupported property",
                                 "The request body must be a JSON object.", "")
-    if entity and len(body) == 1 and isinstance(body.get(entity), dict):
-        body = body[entity]  # some clients wrap the entity in its name
+    key = next((k for k in entity if k in body), None)
+    if key is not None and len(body) == 1 and isinstance(body.get(key), dict):
+        body = body[key]  # some clients wrap the entity in its name (or QBO's wire name)
     return body
 
 
@@ -237,7 +238,7 @@ async def read_entity(request: Request) -> Response:
     def work(emu: Emulator, realm: str, raw: bytes) -> _Result:
         ent = _entity_def(segment)
         ident = "1" if ent.kind is registry.Kind.SINGLETON and obj_id == realm else obj_id
-        return _Result(_envelope(emu, realm, ent.name, emu.engine.read(realm, ent.name, ident)))
+        return _Result(_envelope(emu, realm, ent.json_key, emu.engine.read(realm, ent.name, ident)))
 
     return await _handle(request, "read", work)
 
@@ -249,6 +250,17 @@ async def read_preferences(request: Request) -> Response:
     return await _handle(request, "read", work)
 
 
+async def read_exchange_rate(request: Request) -> Response:
+    """``GET /exchangerate?sourcecurrencycode=EUR&asofdate=2024-01-31``: the rate in effect then."""
+    params = {k.lower(): v for k, v in request.query_params.items()}
+
+    def work(emu: Emulator, realm: str, raw: bytes) -> _Result:
+        rate = emu.engine.exchange_rate(realm, params.get("sourcecurrencycode"), params.get("asofdate"))
+        return _Result(_envelope(emu, realm, "ExchangeRate", rate))
+
+    return await _handle(request, "read", work)
+
+
 async def write_entity(request: Request) -> Response:
     segment = request.path_params["entity"]
     operation = (request.query_params.get("operation") or "").lower()
@@ -256,9 +268,9 @@ async def write_entity(request: Request) -> Response:
 
     def work(emu: Emulator, realm: str, raw: bytes) -> _Result:
         ent = _entity_def(segment)
-        body = _json_body(raw, ent.name)
+        body = _json_body(raw, ent.name, ent.json_key)
         out = _write(emu, realm, ent, body, operation, include)
-        return _Result(_envelope(emu, realm, ent.name, out))
+        return _Result(_envelope(emu, realm, ent.json_key, out))
 
     return await _handle(request, "write", work, replayable=True)
 
@@ -274,7 +286,7 @@ def _write(emu: Emulator, realm: str, ent: registry.EntityDef, body: dict, opera
         return emu.engine.void(realm, ent.name, body)
     if operation not in ("", "create", "update"):
         raise faults.unsupported(f"{operation} on {ent.name}")
-    if body.get("Id") not in (None, "") or operation == "update":
+    if ent.identity(body) is not None or operation == "update":  # a wrapped template's Id counts
         return emu.engine.update(realm, ent.name, body)
     return emu.engine.create(realm, ent.name, body)
 
@@ -301,7 +313,7 @@ async def entity_send(request: Request) -> Response:
 
     def work(emu: Emulator, realm: str, raw: bytes) -> _Result:
         ent = _entity_def(segment)
-        return _Result(_envelope(emu, realm, ent.name, emu.engine.send(realm, ent.name, obj_id, send_to)))
+        return _Result(_envelope(emu, realm, ent.json_key, emu.engine.send(realm, ent.name, obj_id, send_to)))
 
     return await _handle(request, "write", work, replayable=True)
 
@@ -371,7 +383,7 @@ def _batch_item(emu: Emulator, realm: str, item: Any, requestid: str, seen: set[
             raise faults.validation("2170", "Invalid Enumeration",
                                     f"Invalid Enumeration : operation {operation!r}; use create, update or delete",
                                     "operation")
-        return {"bId": bid, ent.name: result}
+        return {"bId": bid, ent.json_key: result}
     except QBOFault as fault:
         if fault.status not in (400, 404):
             raise
@@ -386,6 +398,7 @@ def routes() -> list[Route]:
         Route(base + "/batch", batch, methods=["POST"]),
         Route(base + "/reports/{name}", report, methods=["GET"]),
         Route(base + "/preferences", read_preferences, methods=["GET"]),
+        Route(base + "/exchangerate", read_exchange_rate, methods=["GET"]),
         Route(base + "/{entity}/{id}/pdf", entity_pdf, methods=["GET"]),
         Route(base + "/{entity}/{id}/send", entity_send, methods=["POST"]),
         Route(base + "/{entity}/{id}", read_entity, methods=["GET"]),

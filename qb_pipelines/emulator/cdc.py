@@ -152,7 +152,7 @@ def changes(emu: Emulator, realm: str, entities: str, changed_since: str) -> byt
             continue
         blocks.append(
             b'{"%s":[%s],"startPosition":1,"maxResults":%d,"totalCount":%d}'
-            % (entity.name.encode(), b",".join(bodies), len(bodies), totals[entity.name])
+            % (entity.json_key.encode(), b",".join(bodies), len(bodies), totals[entity.name])
         )
     time = qbo_envelope_time(now, emu.company_tz(realm))
     return b'{"CDCResponse":[{"QueryResponse":[%s]}],"time":"%s"}' % (b",".join(blocks), time.encode())

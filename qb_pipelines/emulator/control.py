@@ -21,6 +21,7 @@ answer is the clock's state: ``now``, ``offset_seconds``, ``scale``, ``frozen``.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -130,16 +131,18 @@ async def act(request: Request) -> Response:
         return _error(400, f"unknown entity {data.get('entity')!r}; use a QBO entity name such as Invoice")
     engine = emu.engine
     try:
+        # a QuickBooks user may do in the product what the API refuses (set up a budget)
         if operation == "create":
-            result = await run_in_threadpool(engine.create, realm, entity.name, body)
+            result = await run_in_threadpool(partial(engine.create, as_user=True), realm, entity.name, body)
         elif operation == "update":
             if "SyncToken" not in body and "Id" in body:
                 current = engine.read(realm, entity.name, body["Id"])
                 body = {**body, "SyncToken": current["SyncToken"], "sparse": body.get("sparse", True)}
-            result = await run_in_threadpool(engine.update, realm, entity.name, body)
+            result = await run_in_threadpool(partial(engine.update, as_user=True), realm, entity.name, body)
         elif operation in ("delete", "void"):
-            if "SyncToken" not in body:
-                body = {**body, "SyncToken": engine.read(realm, entity.name, body.get("Id"))["SyncToken"]}
+            if "SyncToken" not in entity.fields_of(body):  # a wrapped template carries it inside
+                current = engine.read(realm, entity.name, entity.identity(body))
+                body = _with_sync_token(entity, body, entity.fields_of(current)["SyncToken"])
             fn = engine.delete if operation == "delete" else engine.void
             result = await run_in_threadpool(fn, realm, entity.name, body)
         elif operation == "inactivate":
@@ -158,6 +161,14 @@ async def act(request: Request) -> Response:
     except QBOFault as fault:
         return JSONResponse({"Fault": fault.fault_json()}, status_code=fault.status)
     return JSONResponse({entity.name: result})
+
+
+def _with_sync_token(entity: registry.EntityDef, body: dict, token: str) -> dict:
+    """``body`` with the current SyncToken, inside the template when it wraps one."""
+    for key in entity.wraps:
+        if isinstance(body.get(key), dict):
+            return {**body, key: {**body[key], "SyncToken": token}}
+    return {**body, "SyncToken": token}
 
 
 async def export(request: Request) -> Response:

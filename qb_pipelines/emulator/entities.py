@@ -50,6 +50,15 @@ def settled_by(settlement: str) -> tuple[EntityDef, ...]:
     return tuple(e for e in open_documents() if e.party == party)
 
 
+def sources_of(ent: EntityDef) -> tuple[EntityDef, ...]:
+    """The non-posting documents ``ent`` may be made from: same party, same line family, with a
+    ``status`` to close (Invoice <- Estimate, Bill <- PurchaseOrder); none unless ``ent`` is an open charge."""
+    if not (ent.is_transaction and ent.balance_field and ent.party_sign > 0):
+        return ()
+    return tuple(e for e in registry.ENTITIES if e.status and not e.posts_to_ledger
+                 and e.party == ent.party and e.lines is ent.lines)
+
+
 @cache
 def deposited() -> tuple[str, ...]:
     """Transactions a deposit banks from Undeposited Funds: the ones a ``Lines.DEPOSIT`` entity depends on."""

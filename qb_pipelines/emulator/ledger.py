@@ -17,8 +17,10 @@ The translation follows how QuickBooks Online books each transaction type (refer
 * VendorCredit: the reverse of a Bill. BillPayment: Dr A/P, Cr the bank or card paid from.
 * Purchase: Cr the bank/card account (Dr for a credit/refund), Dr the expense lines.
 * Deposit: Dr the bank; Cr Undeposited Funds for deposited payments, Cr the line account otherwise.
-* JournalEntry: each line on its account. Transfer and CreditCardPayment: between two accounts.
-* Estimate, PurchaseOrder, TimeActivity and the name lists post nothing.
+* JournalEntry: each line on its account.
+* Transfer and CreditCardPayment (``Lines.TRANSFER``): Dr the account the money arrives in (the
+  registry's first ``transfer_accounts``: ToAccountRef, the card), Cr the one it leaves.
+* Estimate, PurchaseOrder, TimeActivity, RecurringTransaction templates and the name lists post nothing.
 """
 
 from __future__ import annotations
@@ -296,17 +298,13 @@ def postings(entity: str, body: dict, lookup: Lookup) -> list[Posting]:
             b.post(_ref(detail, "AccountRef"), sign * _cents(line.get("Amount")),
                    chart.OPENING_BALANCE_EQUITY, customer, vendor)
         return b.result(entity, body)
-    if entity == "Transfer":
+    if ent is not None and ent.lines is Lines.TRANSFER and ent.transfer_accounts:
+        # Transfer, CreditCardPayment: Dr the account the money arrives in, Cr the one it leaves
         b = _Builder()
         amount = _cents(body.get("Amount"))
-        b.post(_ref(body, "ToAccountRef"), amount, chart.CHECKING)
-        b.post(_ref(body, "FromAccountRef"), -amount, chart.CHECKING)
-        return b.result(entity, body)
-    if entity == "CreditCardPaymentTxn":
-        b = _Builder()
-        amount = _cents(body.get("Amount"))
-        b.post(_ref(body, "CreditCardAccountRef"), amount, chart.MASTERCARD)
-        b.post(_ref(body, "BankAccountRef"), -amount, chart.CHECKING)
+        into, out_of = ent.transfer_accounts
+        b.post(_ref(body, into), amount, chart.CHECKING)
+        b.post(_ref(body, out_of), -amount, chart.CHECKING)
         return b.result(entity, body)
     return []
 

@@ -16,17 +16,23 @@ def _ascii(text: object) -> str:
 
 
 def render(entity: str, body: dict, company: dict) -> bytes:
-    """Render ``body`` (an Invoice, Estimate, SalesReceipt...) to PDF bytes."""
+    """Render ``body`` (an Invoice, Estimate, SalesReceipt, PurchaseOrder...) to PDF bytes."""
     lines: list[tuple[int, str]] = [
         (16, company.get("CompanyName", "")),
         (14, f"{entity} {body.get('DocNumber', body.get('Id', ''))}"),
         (10, f"Date: {body.get('TxnDate', '')}" + (f"    Due: {body['DueDate']}" if body.get("DueDate") else "")),
-        (10, f"Bill to: {(body.get('CustomerRef') or {}).get('name', '')}"),
+        (10, f"Vendor: {body['VendorRef'].get('name', '')}" if isinstance(body.get("VendorRef"), dict)
+         else f"Bill to: {(body.get('CustomerRef') or {}).get('name', '')}"),
         (10, ""),
     ]
     for line in body.get("Line") or []:
-        detail = line.get("SalesItemLineDetail")
-        if detail:
+        detail = line.get("SalesItemLineDetail") or line.get("ItemBasedExpenseLineDetail")
+        expense = line.get("AccountBasedExpenseLineDetail")
+        if expense:  # a purchase order's account line
+            account = (expense.get("AccountRef") or {}).get("name", "")
+            lines.append((10, f"{account:<28.28} {line.get('Description', ''):<34.34} {'':>20}  "
+                              f"{line.get('Amount', 0):>11.2f}"))
+        elif detail:
             item = (detail.get("ItemRef") or {}).get("name", "")
             desc = line.get("Description", "")
             lines.append((10, f"{item:<28.28} {desc:<34.34} {detail.get('Qty', '')!s:>6} x "

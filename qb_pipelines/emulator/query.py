@@ -667,6 +667,15 @@ def _compile_where(q: Query, emu: Emulator, realm: str, entity: EntityDef) -> _C
                 out.where.append(f"{column} {op} ?")
             out.params.extend(instants)
             continue
+        if low == "type" and entity.wraps:
+            # a RecurringTransaction is filtered on the type it wraps ({"Invoice": {...}})
+            kinds = [v.text for v in cond.values]
+            if op not in ("=", "in") or any(k not in entity.wraps for k in kinds):
+                raise faults.query_invalid(f"QueryValidationError: value {cond.values[0].text} is invalid for "
+                                           "property 'Type'")
+            out.where.append("(" + " OR ".join("json_type(body, ?) IS NOT NULL" for _ in kinds) + ")")
+            out.params.extend(f"$.{k}" for k in kinds)
+            continue
         if low == "active":
             out.mentions_active = True
             flags = [_as_bool(v) for v in cond.values]
@@ -906,7 +915,7 @@ def execute(emu: Emulator, realm: str, text: str, minorversion: str | None = "75
     bodies = [r[0] if isinstance(r[0], bytes) else str(r[0]).encode() for r in rows]
     bodies = _shape_rows(bodies, q, entity, emu, realm, minorversion)
     return b'{"%s":[%s],"startPosition":%d,"maxResults":%d}' % (
-        entity.name.encode(),
+        entity.json_key.encode(),
         b",".join(bodies),
         start,
         len(bodies),

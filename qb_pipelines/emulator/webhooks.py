@@ -57,6 +57,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qb_pipelines.emulator.clock import PACIFIC
+from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.webhooks import VERB_BY_OPERATION, sign
 
 if TYPE_CHECKING:
@@ -320,6 +321,9 @@ class WebhookDispatcher:
             state.read_seq = seq
             if entities is not None and entity.lower() not in entities:
                 continue
+            known = registry.find(entity)
+            if known is not None and not known.webhook:
+                continue  # QBO sends no webhook for it (the registry's ``webhook``, reference §9.1)
             if sub.realms is not None and realm not in sub.realms:
                 continue
             change = _Change(seq, realm, entity, str(entity_id), operation, float(occurred_at), deleted_id)

@@ -193,9 +193,12 @@ def _entity_name(entity: str) -> str:
 
 
 def _unwrap(body: dict[str, Any], entity: str) -> dict[str, Any]:
-    """The entity inside a single-entity envelope ``{"Invoice": {...}, "time": ...}``."""
-    if entity in body:
-        return body[entity]
+    """The entity inside a single-entity envelope ``{"Invoice": {...}, "time": ...}`` (QBO's wire
+    name counts: a CreditCardPayment comes back as ``CreditCardPaymentTxn``)."""
+    found = registry.find(entity)
+    for key in (entity, found.json_key if found is not None else entity):
+        if key in body:
+            return body[key]
     for key, value in body.items():
         if key != "time" and isinstance(value, dict):
             return value
@@ -203,15 +206,22 @@ def _unwrap(body: dict[str, Any], entity: str) -> dict[str, Any]:
 
 
 def _rows(query_response: dict[str, Any], entity: str) -> list[dict[str, Any]]:
-    """The rows of one entity in a QueryResponse (matched case-insensitively)."""
+    """The rows of one entity in a QueryResponse (matched case-insensitively, by name or wire name)."""
     rows = query_response.get(entity)
     if rows is None:
-        lower = entity.lower()
+        found = registry.find(entity)
+        names = {entity.lower(), found.json_key.lower()} if found is not None else {entity.lower()}
         for key, value in query_response.items():
-            if key.lower() == lower and isinstance(value, list):
+            if key.lower() in names and isinstance(value, list):
                 return value
         return []
     return rows
+
+
+def _identity(entity: str, obj: dict[str, Any]) -> str:
+    """The key an object is known by (its Id; a wrapped template's; an exchange rate's key)."""
+    found = registry.find(entity)
+    return str(found.identity(obj) if found is not None else obj.get("Id"))
 
 
 def _quote(value: str) -> str:
@@ -603,7 +613,7 @@ class QBOClient:
             objects = blocks.get(name, [])
         while True:
             for obj in objects:
-                merged[str(obj.get("Id"))] = obj
+                merged[_identity(name, obj)] = obj
             if not capped:
                 return list(merged.values())
             times = [_lut(o) for o in objects]
@@ -614,10 +624,10 @@ class QBOClient:
                 log.warning("CDC for %s capped and not splittable by time: reading the window with a query", name)
                 where = f"MetaData.LastUpdatedTime >= {_quote(cursor.replace(microsecond=0).isoformat())}"
                 ent = registry.find(name)
-                if ent is not None and ent.is_name_list:
+                if ent is not None and ent.has_active:
                     where += " AND Active IN (true, false)"
                 for obj in self.query_all(name, where=where):
-                    merged[str(obj.get("Id"))] = obj
+                    merged[_identity(name, obj)] = obj
                 return list(merged.values())
             # the window [cursor, newest) is complete; fetch [newest, now) next (inclusive: ties)
             cursor = newest

@@ -21,6 +21,8 @@ class Kind(StrEnum):
     NAME_LIST = "name_list"  # has Active; never deleted, only inactivated (§1.2, §4.5)
     TRANSACTION = "transaction"  # TxnDate, Line[]; deleted with operation=delete (§4.5)
     SINGLETON = "singleton"  # CompanyInfo, Preferences: one object per company
+    RECORD = "record"  # neither list nor transaction (Attachable): Id, no Active, no TxnDate; deleted
+    KEYED = "keyed"  # no Id at all (ExchangeRate): identified by its ``key_fields``; set, never deleted
 
 
 class Lines(StrEnum):
@@ -30,12 +32,15 @@ class Lines(StrEnum):
     family one way, so they all ask the registry rather than keeping their own lists.
     """
 
-    NONE = "none"  # no lines (name lists, singletons, TimeActivity)
+    NONE = "none"  # no lines (name lists, singletons, TimeActivity, a RecurringTransaction wrapper)
     SALES = "sales"  # SalesItemLineDetail / DiscountLineDetail / SubTotal; tax from TxnTaxDetail
     EXPENSE = "expense"  # AccountBasedExpenseLineDetail / ItemBasedExpenseLineDetail
     LINKS = "links"  # Amount + LinkedTxn only (Payment, BillPayment): land as a link table
     DEPOSIT = "deposit"  # DepositLineDetail, or LinkedTxn to the payments deposited
     JOURNAL = "journal"  # JournalEntryLineDetail: Debit / Credit postings
+    TRANSFER = "transfer"  # no lines: Amount moves between the two header accounts (``transfer_accounts``)
+    BUDGET = "budget"  # BudgetDetail: an amount per account (and customer, class...) and period
+    REFS = "refs"  # AttachableRef: the objects an attachment belongs to (type and Id)
 
 
 class Direction(StrEnum):
@@ -65,6 +70,9 @@ class Ref:
     path: str
     target: str | tuple[str, ...]
     required: bool = False
+    #: For references to an Account: the AccountTypes or Classifications QBO accepts there
+    #: (a credit card payment pays a ``Credit Card`` account from a ``Bank``); empty: any.
+    account_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,18 @@ class EntityDef:
         directions: the directions a tenant may choose for it; empty when it only lands
             (QuickBooks to warehouse) and never reaches the app.
         default_direction: the direction a new tenant starts with (one of ``directions``).
+        wire_name: the key QBO wraps the object in and lists it under in query and CDC answers,
+            when it is not ``name`` (a CreditCardPayment answers as ``CreditCardPaymentTxn``).
+        transfer_accounts: for ``Lines.TRANSFER``: the header references of the account the
+            money arrives in and of the one it leaves (a Transfer's ``ToAccountRef`` and
+            ``FromAccountRef``); the ledger debits the first and credits the second by ``Amount``.
+        key_fields: for ``Kind.KEYED``: the fields that identify an object QBO gives no Id
+            (an exchange rate: source currency, target currency, as-of date).
+        wraps: the transaction types an object of this entity wraps (a RecurringTransaction is
+            ``{"Invoice": {...}}``, the template of one transaction of those types).
+        status: ``(field, open, closed)``: the state QBO keeps on a non-posting document that
+            becomes a posting one (an estimate an invoice, a purchase order a bill); the
+            document made from it links it and closes it, unlinking reopens it.
     """
 
     name: str
@@ -137,12 +157,21 @@ class EntityDef:
     inactive_suffix: str = " (Deleted)"
     directions: tuple[Direction, ...] = ()
     default_direction: Direction | None = None
+    wire_name: str | None = None
+    transfer_accounts: tuple[str, str] | tuple[()] = ()
+    key_fields: tuple[str, ...] = ()
+    wraps: tuple[str, ...] = ()
+    status: tuple[str, str, str] | tuple[()] = ()
 
     def __post_init__(self) -> None:
         if (self.default_direction is None) != (not self.directions) or (
             self.default_direction is not None and self.default_direction not in self.directions
         ):
             raise ValueError(f"{self.name}: default_direction must be one of directions")
+        if bool(self.transfer_accounts) != (self.lines is Lines.TRANSFER):
+            raise ValueError(f"{self.name}: Lines.TRANSFER and transfer_accounts go together")
+        if bool(self.key_fields) != (self.kind is Kind.KEYED):
+            raise ValueError(f"{self.name}: Kind.KEYED and key_fields go together")
 
     @property
     def path(self) -> str:
@@ -174,8 +203,47 @@ class EntityDef:
 
     @property
     def deletable(self) -> bool:
-        """Only transactions are deleted; name lists are inactivated (§1.2)."""
-        return self.kind is Kind.TRANSACTION
+        """Transactions and records (attachments) are deleted; name lists are inactivated (§1.2)."""
+        return self.kind in (Kind.TRANSACTION, Kind.RECORD)
+
+    @property
+    def json_key(self) -> str:
+        """The key QBO's answers use for it: ``{"<json_key>": {...}}``, ``QueryResponse.<json_key>``."""
+        return self.wire_name or self.name
+
+    @property
+    def has_active(self) -> bool:
+        """Name lists whose objects carry ``Active`` (all but TaxAgency): QBO answers active rows
+        only unless a query mentions it, so reading them all needs ``Active IN (true, false)``."""
+        return self.is_name_list and "Active" in self.typed_fields
+
+    @property
+    def total_field(self) -> str:
+        """The field holding what a transaction is worth: ``Amount`` for transfers, else ``TotalAmt``."""
+        return "Amount" if self.lines is Lines.TRANSFER else "TotalAmt"
+
+    @property
+    def order_key(self) -> str:
+        """What a full read pages in a stable order by: the Id, or the key of an entity without one."""
+        return ", ".join(self.key_fields) if self.key_fields else "Id"
+
+    def fields_of(self, obj: dict) -> dict:
+        """The object's own fields: a wrapper (``{"Invoice": {...}}``) gives the wrapped object
+        plus ``Type`` (its type name, which QBO lets queries filter on); others give ``obj``."""
+        if self.wraps and "Id" not in obj:
+            for key, inner in obj.items():
+                if key in self.wraps and isinstance(inner, dict):
+                    return {**inner, "Type": key}
+        return obj
+
+    def identity(self, obj: dict) -> str | None:
+        """The Id an object is known by: its ``Id``, the wrapped object's, or, for an entity QBO
+        gives no Id, its key fields joined by ``:`` (``EUR:USD:2024-01-31``). None when absent."""
+        if self.key_fields:
+            parts = [obj.get(f) for f in self.key_fields]
+            return None if any(p in (None, "") for p in parts) else ":".join(str(p) for p in parts)
+        ident = self.fields_of(obj).get("Id")
+        return None if ident in (None, "") else str(ident)
 
 
 _NAME_FIELDS = ("Id", "SyncToken", "Active", "MetaData.CreateTime", "MetaData.LastUpdatedTime")
@@ -231,8 +299,16 @@ ENTITIES: tuple[EntityDef, ...] = (
               typed_fields=(*_NAME_FIELDS, "Name", "AcctNum", "Classification", "AccountType",
                             "AccountSubType", "CurrentBalance", "ParentRef.value"),
               required=("Name",), unique_name="Name", hierarchical=True, refs=(Ref("ParentRef", "Account"),)),
-    EntityDef("TaxRate", Kind.NAME_LIST, typed_fields=(*_NAME_FIELDS, "Name", "RateValue"),
-              cdc=False, writable=False, webhook=False),
+    # TaxAgency: the agency a tax rate is owed to. Created by POST (no update or delete in QBO's
+    # reference, so the generic update is left as the only extra); no Active field; CDC does not
+    # cover it (§3) but webhooks report it (§9.1). US companies start with their state's agency.
+    EntityDef("TaxAgency", Kind.NAME_LIST,
+              typed_fields=("Id", "SyncToken", "DisplayName", "TaxTrackedOnSales", "TaxTrackedOnPurchases",
+                            "TaxRegistrationNumber", "LastFileDate", "MetaData.CreateTime",
+                            "MetaData.LastUpdatedTime"),
+              required=("DisplayName",), unique_name="DisplayName", cdc=False),
+    EntityDef("TaxRate", Kind.NAME_LIST, typed_fields=(*_NAME_FIELDS, "Name", "RateValue", "AgencyRef.value"),
+              depends_on=("TaxAgency",), cdc=False, writable=False, webhook=False),
     EntityDef("TaxCode", Kind.NAME_LIST, typed_fields=(*_NAME_FIELDS, "Name", "Taxable"),
               depends_on=("TaxRate",), cdc=False, writable=False, webhook=False),
     EntityDef("Term", Kind.NAME_LIST, typed_fields=(*_NAME_FIELDS, "Name", "DueDays"),
@@ -282,7 +358,7 @@ ENTITIES: tuple[EntityDef, ...] = (
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "TxnStatus", "ExpirationDate"),
               line_fields=("Line",), lines=Lines.SALES, depends_on=("Customer", "Item", "Term", "TaxCode"),
               required=("CustomerRef", "Line"), refs=_SALES_REFS, line_refs=_SALES_LINE_REFS,
-              doc_number=True, pdf=True, party="Customer",
+              doc_number=True, pdf=True, party="Customer", status=("TxnStatus", "Pending", "Closed"),
               directions=_DOCUMENT_WAYS, default_direction=Direction.APP_TO_QBO),
     EntityDef("Payment", Kind.TRANSACTION,
               typed_fields=(*_TXN_FIELDS, "CustomerRef.value", "UnappliedAmt",
@@ -366,6 +442,54 @@ ENTITIES: tuple[EntityDef, ...] = (
                   Ref("JournalEntryLineDetail.AccountRef", "Account", required=True),
                   Ref("JournalEntryLineDetail.ClassRef", "Class"),
                   Ref("JournalEntryLineDetail.Entity.EntityRef", ("Customer", "Vendor", "Employee")))}),
+    # PurchaseOrder: a non-posting vendor document (no A/P, no stock until billed); the bill made
+    # from it links it and closes it (POStatus Open -> Closed). APAccountRef is in QBO's minimum
+    # required elements for a create. Void is not offered for it; delete is.
+    EntityDef("PurchaseOrder", Kind.TRANSACTION,
+              typed_fields=(*_TXN_FIELDS, "VendorRef.value", "APAccountRef.value", "POStatus", "DueDate",
+                            "EmailStatus"),
+              line_fields=("Line",), lines=Lines.EXPENSE, depends_on=("Vendor", "Account", "Item", "Customer", "Term"),
+              required=("VendorRef", "APAccountRef", "Line"), doc_number=True, pdf=True, party="Vendor",
+              status=("POStatus", "Open", "Closed"),
+              refs=(Ref("VendorRef", "Vendor", required=True),
+                    Ref("APAccountRef", "Account", required=True, account_types=("Accounts Payable",)),
+                    Ref("SalesTermRef", "Term"), Ref("ClassRef", "Class"), Ref("ShipTo", "Customer")),
+              line_refs=_EXPENSE_LINE_REFS),
+    # Transfer: money moved between two of the company's asset accounts (QBO's reference: both
+    # accounts must be classified Asset, and they must differ).
+    EntityDef("Transfer", Kind.TRANSACTION,
+              typed_fields=("Id", "SyncToken", "TxnDate", "Amount", "FromAccountRef.value", "ToAccountRef.value",
+                            "CurrencyRef.value", "PrivateNote", "MetaData.CreateTime", "MetaData.LastUpdatedTime"),
+              lines=Lines.TRANSFER, depends_on=("Account",), required=("FromAccountRef", "ToAccountRef", "Amount"),
+              posts_to_ledger=True, transfer_accounts=("ToAccountRef", "FromAccountRef"),
+              refs=(Ref("FromAccountRef", "Account", required=True, account_types=("Asset",)),
+                    Ref("ToAccountRef", "Account", required=True, account_types=("Asset",)))),
+    # CreditCardPayment: paying down a credit card from a bank account ("a more limited Transfer").
+    # Served at /creditcardpayment but named CreditCardPaymentTxn in every answer. CDC: QBO's CDC
+    # covers every entity but five (§3), so this one too [uncertain]; QBO's webhook entity list
+    # (§9.1) does not name it, so no webhook.
+    EntityDef("CreditCardPayment", Kind.TRANSACTION,
+              typed_fields=("Id", "SyncToken", "TxnDate", "Amount", "BankAccountRef.value",
+                            "CreditCardAccountRef.value", "VendorRef.value", "CheckNum", "PrintStatus",
+                            "CurrencyRef.value", "PrivateNote", "MetaData.CreateTime", "MetaData.LastUpdatedTime"),
+              lines=Lines.TRANSFER, depends_on=("Account", "Vendor"),
+              required=("BankAccountRef", "CreditCardAccountRef", "Amount"), posts_to_ledger=True, webhook=False,
+              wire_name="CreditCardPaymentTxn", transfer_accounts=("CreditCardAccountRef", "BankAccountRef"),
+              refs=(Ref("BankAccountRef", "Account", required=True, account_types=("Bank",)),
+                    Ref("CreditCardAccountRef", "Account", required=True, account_types=("Credit Card",)),
+                    Ref("VendorRef", "Vendor"))),
+    # RecurringTransaction: a schedule and the template of one transaction, answered wrapped in the
+    # template's type ({"Invoice": {..., "RecurringInfo": {...}}}); templates never post. CDC covers
+    # it by the rule of §3 (every entity but five) [uncertain]; QBO's webhook list does not name it.
+    EntityDef("RecurringTransaction", Kind.TRANSACTION,
+              typed_fields=("Id", "SyncToken", "Type", "RecurringInfo.Name", "RecurringInfo.RecurType",
+                            "RecurringInfo.Active", "RecurringInfo.ScheduleInfo.IntervalType",
+                            "RecurringInfo.ScheduleInfo.NumInterval", "RecurringInfo.ScheduleInfo.NextDate",
+                            "RecurDataRef.value", "TotalAmt", "CurrencyRef.value", "MetaData.CreateTime",
+                            "MetaData.LastUpdatedTime"),
+              depends_on=("Customer", "Vendor", "Item", "Account"), webhook=False,
+              wraps=("Bill", "Purchase", "CreditMemo", "Deposit", "Estimate", "Invoice", "JournalEntry",
+                     "RefundReceipt", "SalesReceipt", "Transfer", "VendorCredit", "PurchaseOrder")),
     EntityDef("TimeActivity", Kind.TRANSACTION,
               typed_fields=("Id", "SyncToken", "TxnDate", "NameOf", "Hours", "Minutes",
                             "CustomerRef.value", "EmployeeRef.value", "VendorRef.value", "ItemRef.value",
@@ -373,6 +497,31 @@ ENTITIES: tuple[EntityDef, ...] = (
               depends_on=("Employee", "Vendor", "Customer", "Item"), required=("NameOf",),
               refs=(Ref("EmployeeRef", "Employee"), Ref("VendorRef", "Vendor"),
                     Ref("CustomerRef", "Customer"), Ref("ItemRef", "Item"))),
+    # --- other objects -----------------------------------------------------------------
+    # Budget: an amount per account and month. Read through the API (python-quickbooks: "cannot be
+    # created or updated via the QuickBooks API"; the 2026 reference also lists create, update and
+    # delete, which this project does not rely on): a QuickBooks user sets budgets up. Has Active;
+    # CDC and webhooks cover it (§3, §9.1).
+    EntityDef("Budget", Kind.NAME_LIST,
+              typed_fields=(*_NAME_FIELDS, "Name", "StartDate", "EndDate", "BudgetType", "BudgetEntryType"),
+              line_fields=("BudgetDetail",), lines=Lines.BUDGET, depends_on=("Account", "Customer", "Class"),
+              writable=False, required=("Name", "StartDate", "EndDate"), unique_name="Name"),
+    # ExchangeRate: the rate of a currency to the home currency on a date, set by POST
+    # /exchangerate and read with GET /exchangerate?sourcecurrencycode=&asofdate= or a query. It has
+    # no Id: the warehouse keys it by source, target and date. Not covered by CDC nor webhooks
+    # (QBO lists neither for it), so every landing re-reads it with one query.
+    EntityDef("ExchangeRate", Kind.KEYED,
+              typed_fields=("SyncToken", "SourceCurrencyCode", "TargetCurrencyCode", "AsOfDate", "Rate",
+                            "MetaData.LastUpdatedTime"),
+              required=("SourceCurrencyCode", "Rate", "AsOfDate"), cdc=False, webhook=False,
+              key_fields=("SourceCurrencyCode", "TargetCurrencyCode", "AsOfDate")),
+    # Attachable: a note or a file's metadata (name, content type, size) linked to other objects by
+    # AttachableRef. The files themselves (/upload, /download) are not landed. CDC covers it (§3);
+    # QBO's webhook list does not name it.
+    EntityDef("Attachable", Kind.RECORD,
+              typed_fields=("Id", "SyncToken", "FileName", "Note", "Category", "ContentType", "Size",
+                            "MetaData.CreateTime", "MetaData.LastUpdatedTime"),
+              line_fields=("AttachableRef",), lines=Lines.REFS, webhook=False),
 )
 
 
@@ -384,7 +533,9 @@ def by_name() -> dict[str, EntityDef]:
 
 @cache
 def _by_lower() -> dict[str, EntityDef]:
-    return {e.name.lower(): e for e in ENTITIES}
+    # QBO's wire names are accepted too (a CDC block of ``CreditCardPaymentTxn``)
+    names = {e.wire_name.lower(): e for e in ENTITIES if e.wire_name}
+    return {**names, **{e.name.lower(): e for e in ENTITIES}}
 
 
 def get(name: str) -> EntityDef:

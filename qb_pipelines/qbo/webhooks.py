@@ -45,12 +45,8 @@ OPERATION_BY_VERB = {verb: op for op, verb in VERB_BY_OPERATION.items()}
 # Webhook entities QBO documents that the project's registry does not model (§9.1); kept so the
 # CloudEvents lower-case entity name maps back to QBO's spelling.
 _EXTRA_ENTITY_NAMES = (
-    "Budget",
     "Currency",
     "JournalCode",
-    "PurchaseOrder",
-    "TaxAgency",
-    "Transfer",
 )
 
 

@@ -16,6 +16,9 @@ or two tenants, never collide):
 * ``qbo_payment_link`` / ``qbo_bill_payment_link``: payment lines are not item lines but
   allocations (``{"Amount", "LinkedTxn": [...]}``), so they land as one row per
   ``(line_no, link_no)``: which invoice (bill, credit memo...) received how much.
+* ``qbo_budget_detail``: a budget's ``BudgetDetail``, one row per (account, customer..., period
+  start) amount; ``qbo_attachable_ref``: what each attachment belongs to (entity type and Id).
+  Which child table an entity gets follows its line family (:data:`CHILD_SPECS`).
 * ``qbo_sync_cursor`` (CDC cursor and last full refresh per company and entity) and
   ``qbo_full_refresh_progress`` (the next STARTPOSITION of a full refresh in flight, so a crashed
   refresh resumes from its last committed page).
@@ -25,6 +28,9 @@ snapshot, and ``test_warehouse_schema`` fails (naming the table) until a new mig
 
 Column rules (documented here because queries depend on them):
 
+* keys: ``id`` is QBO's Id (of the wrapped template for a RecurringTransaction); an entity QBO
+  gives no Id (ExchangeRate) is keyed by its key fields joined by ``:`` (``EUR:USD:2024-01-31``).
+  A wrapper's typed columns come from the wrapped object, and ``type`` is its type name.
 * names: ``Id`` -> ``id``, ``SyncToken`` -> ``sync_token``, ``Active`` -> ``is_active``,
   ``MetaData.CreateTime`` -> ``qbo_created_at``, ``MetaData.LastUpdatedTime`` -> ``qbo_updated_at``,
   ``CurrencyRef.value`` -> ``currency``, ``PrimaryEmailAddr.Address`` -> ``primary_email``; any
@@ -59,10 +65,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from qb_pipelines.qbo import registry
-from qb_pipelines.qbo.registry import EntityDef
+from qb_pipelines.qbo.registry import EntityDef, Lines
 
 __all__ = [
     "BOOLEAN_FIELDS",
+    "CHILD_SPECS",
     "INTEGER_FIELDS",
     "LINK_ENTITIES",
     "CursorState",
@@ -81,11 +88,12 @@ __all__ = [
 ]
 
 #: QBO flags that land as booleans.
-BOOLEAN_FIELDS = frozenset({"Active", "Job", "Taxable", "Credit", "Adjustment", "BillWithParent", "Sparse"})
-#: Whole numbers.
-INTEGER_FIELDS = frozenset({"Level", "DueDays", "Hours", "Minutes", "DiscountDays"})
-#: Per-unit prices, quantities and rates: QBO accepts up to 7 decimals there.
-PRECISE_FIELDS = frozenset({"UnitPrice", "PurchaseCost", "Qty", "QtyOnHand", "RateValue"})
+BOOLEAN_FIELDS = frozenset({"Active", "Job", "Taxable", "Credit", "Adjustment", "BillWithParent", "Sparse",
+                            "TaxTrackedOnSales", "TaxTrackedOnPurchases"})
+#: Whole numbers (an attachment's Size is in bytes).
+INTEGER_FIELDS = frozenset({"Level", "DueDays", "Hours", "Minutes", "DiscountDays", "Size", "NumInterval"})
+#: Per-unit prices, quantities and rates (exchange rates too): QBO accepts up to 7 decimals there.
+PRECISE_FIELDS = frozenset({"UnitPrice", "PurchaseCost", "Qty", "QtyOnHand", "RateValue", "Rate"})
 #: Money, by suffix of the last path segment.
 MONEY_SUFFIXES = ("Amt", "Amount", "Balance", "BalanceWithJobs", "RemainingCredit")
 #: Entities whose lines are allocations to other transactions (LinkedTxn), not item lines.
@@ -301,32 +309,39 @@ def _link_table(entity: EntityDef) -> sa.Table:
     )
 
 
-_TABLES: dict[str, tuple[sa.Table, sa.Table | None]] = {}
-for _entity in registry.ENTITIES:
-    _child = None
-    if _entity.line_fields:
-        _child = _link_table(_entity) if _entity.name in LINK_ENTITIES else _line_table(_entity)
-    _TABLES[_entity.name] = (_main_table(_entity), _child)
-_TYPED: dict[str, list[_Typed]] = {e.name: _typed_columns(e) for e in registry.ENTITIES}
+def _budget_table(entity: EntityDef) -> sa.Table:
+    name = f"{table_name(entity)}_detail"
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("company_key", sa.String(64), nullable=False),
+        sa.Column("txn_id", sa.String(32), nullable=False, comment=f"the {entity.name} Id"),
+        sa.Column("line_no", sa.Integer, nullable=False, comment="1-based position in BudgetDetail"),
+        sa.Column("budget_date", sa.Date, nullable=True, comment="first day of the period budgeted"),
+        sa.Column("account_id", sa.String(32), nullable=True),
+        sa.Column("customer_id", sa.String(32), nullable=True),
+        sa.Column("class_id", sa.String(32), nullable=True),
+        sa.Column("department_id", sa.String(32), nullable=True),
+        sa.Column("amount", MONEY, nullable=True),
+        sa.PrimaryKeyConstraint("company_key", "txn_id", "line_no", name=f"pk_{name}"),
+        comment=f"amounts of QuickBooks {entity.name} objects, per account and period (BudgetDetail)",
+    )
 
 
-def tables_for(entity: str | EntityDef) -> tuple[sa.Table, sa.Table | None]:
-    """The main table of an entity and its child (line or link) table, if it has lines."""
-    name = entity.name if isinstance(entity, EntityDef) else registry.get(entity).name
-    return _TABLES[name]
-
-
-def create_tables(engine: Engine) -> None:
-    """Create every warehouse table that is missing (tests, throwaway databases).
-
-    Deployed databases get them from the Alembic migrations (``qb_pipelines.store.db.migrate``).
-    """
-    metadata.create_all(engine)
-
-
-# --------------------------------------------------------------------------------------------
-# Row building
-# --------------------------------------------------------------------------------------------
+def _ref_table(entity: EntityDef) -> sa.Table:
+    name = f"{table_name(entity)}_ref"
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("company_key", sa.String(64), nullable=False),
+        sa.Column("txn_id", sa.String(32), nullable=False, comment=f"the {entity.name} Id"),
+        sa.Column("line_no", sa.Integer, nullable=False, comment="1-based position in AttachableRef"),
+        sa.Column("entity_type", sa.String(64), nullable=True, comment="what it is attached to: Invoice, Bill..."),
+        sa.Column("entity_id", sa.String(32), nullable=True),
+        sa.Column("include_on_send", sa.Boolean, nullable=True),
+        sa.PrimaryKeyConstraint("company_key", "txn_id", "line_no", name=f"pk_{name}"),
+        comment=f"the objects each QuickBooks {entity.name} belongs to (AttachableRef)",
+    )
 
 
 def _dig(body: dict, path: tuple[str, ...]) -> Any:
@@ -378,12 +393,92 @@ def _link_rows(company_key: str, txn_id: str, lines: list) -> list[tuple]:
     return out
 
 
-_LINE_COLUMNS = ("company_key", "txn_id", "line_no", "line_id", "detail_type", "amount", "description", "item_id",
-                 "account_id", "qty", "unit_price", "tax_code", "class_id", "posting_type", "raw")
-_LINE_KINDS = ("text", "text", "int", "text", "text", "money", "text", "text", "text", "precise", "precise", "text",
-               "text", "text", "json")
-_LINK_COLUMNS = ("company_key", "txn_id", "line_no", "link_no", "linked_txn_id", "linked_txn_type", "amount")
-_LINK_KINDS = ("text", "text", "int", "int", "text", "text", "money")
+def _budget_rows(company_key: str, txn_id: str, details: list) -> list[tuple]:
+    """(company_key, txn_id, line_no, budget_date, account_id, customer_id, class_id, department_id,
+    amount) per BudgetDetail."""
+    return [(company_key, txn_id, no, d.get("BudgetDate"), _ref(d, "AccountRef"), _ref(d, "CustomerRef"),
+             _ref(d, "ClassRef"), _ref(d, "DepartmentRef"), d.get("Amount"))
+            for no, d in enumerate(details, 1) if isinstance(d, dict)]
+
+
+def _ref_rows(company_key: str, txn_id: str, refs: list) -> list[tuple]:
+    """(company_key, txn_id, line_no, entity_type, entity_id, include_on_send) per AttachableRef."""
+    out = []
+    for no, ref in enumerate(refs, 1):
+        if not isinstance(ref, dict):
+            continue
+        target = ref.get("EntityRef") if isinstance(ref.get("EntityRef"), dict) else {}
+        out.append((company_key, txn_id, no, target.get("type") or target.get("Type"), target.get("value"),
+                    ref.get("IncludeOnSend")))
+    return out
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How one line family lands: its table, its columns (with value kinds) and its row builder.
+
+    Every child table is keyed ``(company_key, txn_id, line_no[, ...])``: ``txn_id`` is the parent
+    object's Id (a transaction's, a budget's, an attachment's), so replacing an object's children
+    is one delete by ``txn_id``.
+    """
+
+    table: Callable[[EntityDef], sa.Table]
+    columns: tuple[str, ...]
+    kinds: tuple[str, ...]
+    rows: Callable[[str, str, list], list[tuple]]
+
+
+_LINE_SPEC = ChildSpec(
+    _line_table,
+    ("company_key", "txn_id", "line_no", "line_id", "detail_type", "amount", "description", "item_id",
+     "account_id", "qty", "unit_price", "tax_code", "class_id", "posting_type", "raw"),
+    ("text", "text", "int", "text", "text", "money", "text", "text", "text", "precise", "precise", "text",
+     "text", "text", "json"),
+    _line_rows)
+#: The child table of each line family (families not listed land as item lines).
+CHILD_SPECS: dict[Lines, ChildSpec] = {
+    Lines.LINKS: ChildSpec(
+        _link_table, ("company_key", "txn_id", "line_no", "link_no", "linked_txn_id", "linked_txn_type", "amount"),
+        ("text", "text", "int", "int", "text", "text", "money"), _link_rows),
+    Lines.BUDGET: ChildSpec(
+        _budget_table, ("company_key", "txn_id", "line_no", "budget_date", "account_id", "customer_id", "class_id",
+                        "department_id", "amount"),
+        ("text", "text", "int", "date", "text", "text", "text", "text", "money"), _budget_rows),
+    Lines.REFS: ChildSpec(
+        _ref_table, ("company_key", "txn_id", "line_no", "entity_type", "entity_id", "include_on_send"),
+        ("text", "text", "int", "text", "text", "bool"), _ref_rows),
+}
+
+
+def child_spec(entity: EntityDef) -> ChildSpec | None:
+    """How an entity's lines land, or None when it has no line table."""
+    return CHILD_SPECS.get(entity.lines, _LINE_SPEC) if entity.line_fields else None
+
+
+_TABLES: dict[str, tuple[sa.Table, sa.Table | None]] = {}
+for _entity in registry.ENTITIES:
+    _spec = child_spec(_entity)
+    _TABLES[_entity.name] = (_main_table(_entity), _spec.table(_entity) if _spec else None)
+_TYPED: dict[str, list[_Typed]] = {e.name: _typed_columns(e) for e in registry.ENTITIES}
+
+
+def tables_for(entity: str | EntityDef) -> tuple[sa.Table, sa.Table | None]:
+    """The main table of an entity and its child (line, link, budget detail, ref) table, if any."""
+    name = entity.name if isinstance(entity, EntityDef) else registry.get(entity).name
+    return _TABLES[name]
+
+
+def create_tables(engine: Engine) -> None:
+    """Create every warehouse table that is missing (tests, throwaway databases).
+
+    Deployed databases get them from the Alembic migrations (``qb_pipelines.store.db.migrate``).
+    """
+    metadata.create_all(engine)
+
+
+# --------------------------------------------------------------------------------------------
+# Row building
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -665,20 +760,21 @@ class WarehouseWriter:
         ent = entity if isinstance(entity, EntityDef) else registry.get(entity)
         typed = _TYPED[ent.name]
         raw = orjson.dumps(body)
-        obj_id = str(body.get("Id"))
-        active = body.get("Active")
+        obj_id = str(ent.identity(body))
+        fields = ent.fields_of(body)  # a RecurringTransaction's typed columns are its template's
+        active = fields.get("Active")
         is_active = True if active is None else bool(_bool(active))
         values = (
-            company_key, obj_id, _text(body.get("SyncToken")),
-            *(_dig(body, t.path) for t in typed),
+            company_key, obj_id, _text(fields.get("SyncToken")),
+            *(_dig(fields, t.path) for t in typed),
             is_active, False, None, raw.decode(), hashlib.blake2b(raw, digest_size=16).hexdigest(),
             synced_at, synced_at,
         )
         children: list[tuple] = []
-        if ent.line_fields:
-            lines = body.get("Line") or []
-            children = (_link_rows if ent.name in LINK_ENTITIES else _line_rows)(company_key, obj_id, lines)
-        txn_date = body.get("TxnDate")
+        spec = child_spec(ent)
+        if spec is not None:
+            children = spec.rows(company_key, obj_id, fields.get(ent.line_fields[0]) or [])
+        txn_date = fields.get("TxnDate")
         return _Prepared(obj_id, values, values[-3], txn_date if isinstance(txn_date, str) else None, is_active,
                          children)
 
@@ -743,8 +839,8 @@ class WarehouseWriter:
             latest[prepared.id] = prepared
         if self._copy:
             kinds = self._kinds(ent)
-            link = ent.name in LINK_ENTITIES
-            child_kinds = _LINK_KINDS if link else _LINE_KINDS
+            spec = child_spec(ent)
+            child_kinds = spec.kinds if spec is not None else ()
             for prepared in latest.values():
                 prepared.copy_line = _format(kinds, prepared.values)
                 prepared.child_copy = [_format(child_kinds, c) for c in prepared.children]
@@ -870,9 +966,9 @@ class WarehouseWriter:
                                               child.c.txn_id.in_(list(ids[start:start + _ID_CHUNK]))))
 
     def _insert_children(self, conn: Connection, ent: EntityDef, child: sa.Table, parents: list[_Prepared]) -> None:
-        link = ent.name in LINK_ENTITIES
-        columns = _LINK_COLUMNS if link else _LINE_COLUMNS
-        kinds = _LINK_KINDS if link else _LINE_KINDS
+        spec = child_spec(ent)
+        assert spec is not None  # the entity has a child table
+        columns, kinds = spec.columns, spec.kinds
         if self._copy:
             lines = [line for p in parents
                      for line in (p.child_copy if p.child_copy is not None else
@@ -889,7 +985,7 @@ class WarehouseWriter:
             return
         convert = [_PORTABLE[k] for k in kinds]
         records = [dict(zip(columns, (f(v) for f, v in zip(convert, r, strict=True)), strict=True)) for r in rows]
-        if not link:
+        if "raw" in columns:
             for r in records:
                 r["raw"] = orjson.loads(r["raw"])
         conn.execute(child.insert(), records)
@@ -909,7 +1005,7 @@ class WarehouseWriter:
         ent = entity if isinstance(entity, EntityDef) else registry.get(entity)
         main, _ = tables_for(ent)
         stats = UpsertStats()
-        latest = {str(t.get("Id")): t for t in tombstones}
+        latest = {str(ent.identity(t)): t for t in tombstones}
         if not latest:
             return stats
         existing = self._existing(conn, main, company_key, list(latest))

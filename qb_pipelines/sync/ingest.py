@@ -206,17 +206,17 @@ def _resolve(entities: Sequence[str] | None) -> list[EntityDef]:
 
 def _where_all(entity: EntityDef) -> str | None:
     """Name lists answer active rows only unless asked for both."""
-    return "Active IN (true, false)" if entity.is_name_list else None
+    return "Active IN (true, false)" if entity.has_active else None
 
 
 def _rows(response: dict[str, Any], entity: str) -> list[dict[str, Any]]:
-    rows = response.get(entity)
-    if rows is None:
-        for key, value in response.items():
-            if key.lower() == entity.lower() and isinstance(value, list):
-                return value
-        return []
-    return rows
+    """The rows of ``entity`` in a QueryResponse, under its name or QBO's wire name, any case."""
+    ent = registry.find(entity)
+    names = {entity.lower(), ent.json_key.lower()} if ent is not None else {entity.lower()}
+    for key, value in response.items():
+        if key.lower() in names and isinstance(value, list):
+            return value
+    return []
 
 
 def land(
@@ -437,7 +437,7 @@ def _pages(client: QBOClient, entity: EntityDef, start: int, page_size: int) -> 
     same way (advance by the rows returned, stop on a short page) from a given STARTPOSITION.
     """
     where = _where_all(entity)
-    base = f"SELECT * FROM {entity.name}" + (f" WHERE {where}" if where else "") + " ORDERBY Id"
+    base = f"SELECT * FROM {entity.name}" + (f" WHERE {where}" if where else "") + f" ORDERBY {entity.order_key}"
 
     def fetch(position: int) -> list[dict]:
         rows = _rows(client.query(f"{base} STARTPOSITION {position} MAXRESULTS {page_size}"), entity.name)
@@ -530,7 +530,7 @@ def _full_refresh(client: QBOClient, writer: WarehouseWriter, company_key: str, 
     with writer.engine.connect() as conn:
         candidates = writer.unconfirmed_ids(conn, ent, company_key, since=started_at)
     found: list[dict] = []
-    if candidates:
+    if candidates and not ent.key_fields:  # an entity without Ids (exchange rates) has nothing to re-read by Id
         extra = _where_all(ent)
         for i in range(0, len(candidates), RECHECK_CHUNK):
             chunk = candidates[i:i + RECHECK_CHUNK]
@@ -538,7 +538,7 @@ def _full_refresh(client: QBOClient, writer: WarehouseWriter, company_key: str, 
             statement = f"SELECT * FROM {name} WHERE Id IN ({ids})" + (f" AND {extra}" if extra else "") + \
                 f" MAXRESULTS {MAX_PAGE}"
             found += _rows(client.query(statement), name)
-    found_ids = {str(o.get("Id")) for o in found}
+    found_ids = {str(ent.identity(o)) for o in found}
     gone = [c for c in candidates if c not in found_ids]
     stamp = clock()
     with writer.begin() as conn:

@@ -18,7 +18,15 @@ BalanceSheet   the position as of month end, one ``Month`` column (as-of the col
 TrialBalance   as of month end (QBO: balance-sheet accounts cumulative, P&L accounts fiscal YTD)
 AgedReceivables open receivables aged as of month end (``report_date``)
 CustomerBalance each customer's open balance as of month end (``report_date``)
+AgedPayables   open payables aged as of month end (``report_date``)
+VendorBalance  what is owed to each vendor as of month end (``report_date``)
+GeneralLedger  every posting of the month, account by account, with beginning and running balances
 ============== ==================================================================================
+
+GeneralLedger flattens like any report: its sections are accounts (the Header row carries the
+account Id), its Data rows are postings whose first cell is the date, its value columns are the
+other cells (``txn_type``, ``doc_num``... as text; ``subt_nat_amount``/``rbal_nat_amount`` as
+amounts). :func:`ledger_activity` reads it back per account.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: The reports landed per company and month, in the order the assets list them.
-REPORTS: tuple[str, ...] = ("ProfitAndLoss", "BalanceSheet", "TrialBalance", "AgedReceivables", "CustomerBalance")
+REPORTS: tuple[str, ...] = ("ProfitAndLoss", "BalanceSheet", "TrialBalance", "AgedReceivables", "CustomerBalance",
+                           "AgedPayables", "VendorBalance", "GeneralLedger")
 
 #: Columns of a flattened report, in order (the ``qbo_report_row`` table adds company/report/period).
 COLUMNS: tuple[str, ...] = (
@@ -92,9 +101,10 @@ def parse_month(month: str) -> Month:
 def month_params(report: str, month: str) -> dict[str, str]:
     """The Reports API parameters that ask QBO for one month of ``report``.
 
-    Accrual basis everywhere it applies (AgedReceivables has no basis parameter in QBO's
+    Accrual basis everywhere it applies (the agings have no basis parameter in QBO's
     reference, so none is sent). ProfitAndLoss and BalanceSheet are summarized by ``Month`` so
-    their value column carries the period in its ``StartDate``/``EndDate`` metadata.
+    their value column carries the period in its ``StartDate``/``EndDate`` metadata;
+    GeneralLedger keeps QBO's default columns.
 
     Raises:
         ValueError: for a report not in :data:`REPORTS` or a malformed month.
@@ -110,6 +120,9 @@ def month_params(report: str, month: str) -> dict[str, str]:
         "TrialBalance": period,
         "AgedReceivables": {"report_date": end},
         "CustomerBalance": {"report_date": end, "accounting_method": "Accrual"},
+        "AgedPayables": {"report_date": end},
+        "VendorBalance": {"report_date": end, "accounting_method": "Accrual"},
+        "GeneralLedger": period,
     }
     if report not in params:
         raise ValueError(f"unknown report {report!r}; the reports landed are {', '.join(REPORTS)}")
@@ -195,9 +208,15 @@ def _columns(report: dict) -> list[_Column]:
     return out
 
 
-def _amount(text: str, col_type: str) -> Decimal | None:
+#: Detail reports' money columns by ColKey: older answers give them the key as ColType instead
+#: of ``Money`` (the GeneralLedger reference sample), so the key decides too.
+MONEY_KEYS = frozenset({"subt_nat_amount", "rbal_nat_amount", "debt_amt", "credit_amt", "nat_open_bal",
+                        "subt_nat_amount_nt", "rbal_nat_amount_nt", "nat_amount"})
+
+
+def _amount(text: str, col: _Column) -> Decimal | None:
     """A money cell as an exact Decimal; blanks and non-money columns give None."""
-    if col_type not in ("Money", ""):
+    if col.col_type not in ("Money", "") and col.key not in MONEY_KEYS and col.col_type not in MONEY_KEYS:
         return None
     cleaned = text.strip().replace(",", "")
     if not cleaned:
@@ -313,7 +332,7 @@ def flatten(report_json: dict) -> pd.DataFrame:
                 "column_title": col.title,
                 "period_start": col.start,
                 "period_end": col.end,
-                "amount": _amount(raw_text, col.col_type),
+                "amount": _amount(raw_text, col),
                 "raw_value": raw_text,
             })
     df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
@@ -376,3 +395,58 @@ def data_amounts(df: pd.DataFrame, column_key: str | None = None) -> dict[str, D
             continue
         out[str(ident)] = out.get(str(ident), Decimal("0")) + Decimal(value)
     return out
+
+
+#: The label of a GeneralLedger section's first row: the balance the period starts from.
+BEGINNING_BALANCE = "Beginning Balance"
+
+
+@dataclass(frozen=True)
+class LedgerAccount:
+    """One account of a GeneralLedger, as its flattened rows give it (natural-sign amounts).
+
+    Attributes:
+        account_id: the Account Id of the section's Header.
+        label: the account's name in the report.
+        beginning: the Beginning Balance (its running-balance cell), None when the report has none.
+        activity: the sum of the account's own posting rows (not its sub-accounts').
+        postings: how many posting rows it has.
+    """
+
+    account_id: str
+    label: str
+    beginning: Decimal | None
+    activity: Decimal
+    postings: int
+
+
+def ledger_activity(df: pd.DataFrame, amount_key: str = "subt_nat_amount",
+                    balance_key: str = "rbal_nat_amount") -> dict[str, LedgerAccount]:
+    """Per account of a flattened GeneralLedger: its beginning balance and the period's activity.
+
+    Each Data row belongs to the account whose section encloses it (the Header row with the same
+    ``section_path``); sub-accounts are sections of their own, so each account counts only its
+    own rows.
+    """
+    import pandas as pd
+
+    heads = df[(df["row_type"] == "Header") & df["account_id"].notna()]
+    by_path = dict(zip(heads["section_path"], zip(heads["account_id"], heads["label"], strict=True), strict=True))
+    begin: dict[str, Decimal | None] = {}
+    activity: dict[str, Decimal] = {}
+    count: dict[str, set[int]] = {}
+    data = df[(df["row_type"] == "Data") & df["section_path"].isin(list(by_path))]
+    for path, label, key, amount, row_no in zip(data["section_path"], data["label"], data["column_key"],
+                                                data["amount"], data["row_no"], strict=True):
+        ident = str(by_path[path][0])
+        value = Decimal("0") if amount is None or pd.isna(amount) else Decimal(amount)
+        if label == BEGINNING_BALANCE:
+            if key == balance_key:
+                begin[ident] = value
+            continue
+        if key == amount_key:
+            activity[ident] = activity.get(ident, Decimal("0")) + value
+            count.setdefault(ident, set()).add(int(row_no))
+    return {str(ident): LedgerAccount(str(ident), str(label), begin.get(str(ident)),
+                                      activity.get(str(ident), Decimal("0")), len(count.get(str(ident), ())))
+            for ident, label in by_path.values()}

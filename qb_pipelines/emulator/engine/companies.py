@@ -1,5 +1,5 @@
-"""A new company's starting lists: CompanyInfo, Preferences, the chart of accounts, tax, terms,
-payment methods and the built-in "Services" item.
+"""A new company's starting lists: CompanyInfo, Preferences, the chart of accounts, tax (agency,
+rates, codes), terms, payment methods and the built-in "Services" item.
 
 What every QBO company has before anyone enters anything, with the Ids of QBO's sandbox company
 (``chart.py``), so payloads read like the reference samples. Every QBO company has Item 1
@@ -16,7 +16,7 @@ from qb_pipelines.emulator.engine.values import USD
 
 #: Objects the sequences continue after: (sequence, last Id used by the starting lists).
 _SEQUENCES = (("Account", 100), ("Term", 10), ("PaymentMethod", 10), ("TaxCode", 10), ("TaxRate", 10),
-              ("Item", chart.SERVICES_ITEM))
+              ("TaxAgency", 10), ("Item", chart.SERVICES_ITEM))
 
 
 def _company_info(tx: Tx, name: str, email: str | None, meta: dict) -> dict:
@@ -76,6 +76,10 @@ def _lists(meta: dict) -> list[tuple[str, int, dict]]:
             "Classification": cls, "AccountType": typ, "AccountSubType": sub,
             "CurrentBalance": 0, "CurrentBalanceWithSubAccounts": 0, "CurrencyRef": USD,
             **common(acc_id)}))
+    # the agency the sales tax rates are owed to (US companies show system-created agencies)
+    rows.append(("TaxAgency", int(chart.TAX_AGENCY["Id"]), {
+        "DisplayName": chart.TAX_AGENCY["DisplayName"], "TaxTrackedOnSales": True, "TaxTrackedOnPurchases": False,
+        **common(int(chart.TAX_AGENCY["Id"]))}))
     rate_names = {rate[0]: rate[1] for rate in chart.TAX_RATES}
     for rate_id, rate_name, value, _acc in chart.TAX_RATES:
         rows.append(("TaxRate", rate_id, {

@@ -1,10 +1,11 @@
-"""Side effects of a transaction on other objects: party balances, stock, links, estimate status.
+"""Side effects of a transaction on other objects: party balances, stock, links, document status.
 
 When a transaction is written, voided or deleted, QBO keeps related objects true in the same
 commit: the party's ``Balance`` (and a customer's ancestors' ``BalanceWithJobs``) moves by the
 registry's ``party_sign`` times TotalAmt; tracked items' ``QtyOnHand`` by ``stock_sign`` times the
-quantity; settled documents, deposited payments and estimates turned into invoices get their
-``LinkedTxn``. A document something links to cannot be deleted or voided (6000, 6540).
+quantity; settled documents, deposited payments, estimates turned into invoices and purchase
+orders turned into bills get their ``LinkedTxn`` (and the source document its closed ``status``).
+A document something links to cannot be deleted or voided (6000, 6540).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def _relink(tx: Tx, ent: EntityDef, old: dict | None, new: dict | None) -> None:
         settlements.relink(tx, ent, old, new)
     elif ent.lines is Lines.DEPOSIT:
         deposits.relink(tx, ent, old, new)
-    elif ent.name == "Invoice":
-        _estimate_links(tx, old, new)
+    else:
+        for source in entities.sources_of(ent):
+            _source_links(tx, source, ent, old, new)
 
 
 def party_contributions(ent: EntityDef, body: dict, account: Callable[[str | None], dict | None]
@@ -141,27 +143,37 @@ def _stock_delta(tx: Tx, ent: EntityDef, old: dict | None, new: dict | None) -> 
         tx.touch("Item", item, bump_token=True)
 
 
-def _estimate_links(tx: Tx, old: dict | None, new: dict | None) -> None:
-    """An invoice made from an estimate links both ways and closes the estimate (§7.9)."""
-    def estimates(body: dict | None) -> set[str]:
-        return {str(lt["TxnId"]) for lt in (body or {}).get("LinkedTxn") or [] if lt.get("TxnType") == "Estimate"}
+def _source_links(tx: Tx, source: EntityDef, ent: EntityDef, old: dict | None, new: dict | None) -> None:
+    """A document made from another (an invoice from an estimate §7.9, a bill from a purchase
+    order §7.11) links both ways and closes it; unlinking the last one reopens it.
 
-    inv_id = (new or old or {}).get("Id")
-    after = estimates(new)
-    for est_id in sorted(estimates(old) ^ after):
-        est = tx.get("Estimate", est_id)
-        if est is None:
-            raise faults.invalid_reference("LinkedTxn.TxnId", est_id, "Estimate")
-        links = [lt for lt in est.get("LinkedTxn") or []
-                 if not (lt.get("TxnType") == "Invoice" and str(lt.get("TxnId")) == str(inv_id))]
-        if est_id in after:
-            links.append({"TxnId": str(inv_id), "TxnType": "Invoice"})
-            est["TxnStatus"] = "Closed"
-        elif not any(lt.get("TxnType") == "Invoice" for lt in links):
-            est["TxnStatus"] = "Pending"
-        est["LinkedTxn"] = links
-        tx.touch("Estimate", est, bump_token=True)
-        tx.change("Estimate", est_id, "Update")
+    The source must belong to the same party (6000 otherwise).
+    """
+    field, opened, closed = source.status or ("", "", "")
+
+    def linked(body: dict | None) -> set[str]:
+        return {str(lt["TxnId"]) for lt in (body or {}).get("LinkedTxn") or [] if lt.get("TxnType") == source.name}
+
+    doc_id = (new or old or {}).get("Id")
+    after = linked(new)
+    party_ref = f"{ent.party}Ref"
+    for src_id in sorted(linked(old) ^ after):
+        src = tx.get(source.name, src_id)
+        if src is None:
+            raise faults.invalid_reference("LinkedTxn.TxnId", src_id, source.name)
+        if src_id in after and ref_value(src.get(party_ref)) != ref_value((new or {}).get(party_ref)):
+            raise faults.business(f"The {settlements.label(source.name)} {src.get('DocNumber', src_id)} belongs "
+                                  f"to another {settlements.label(ent.party or '')}.", "LinkedTxn")
+        links = [lt for lt in src.get("LinkedTxn") or []
+                 if not (lt.get("TxnType") == ent.name and str(lt.get("TxnId")) == str(doc_id))]
+        if src_id in after:
+            links.append({"TxnId": str(doc_id), "TxnType": ent.name})
+            src[field] = closed
+        elif not any(lt.get("TxnType") == ent.name for lt in links):
+            src[field] = opened
+        src["LinkedTxn"] = links
+        tx.touch(source.name, src, bump_token=True)
+        tx.change(source.name, src_id, "Update")
 
 
 def guard_linked(ent: EntityDef, body: dict, *, action: str) -> None:

@@ -1,10 +1,11 @@
-"""Expense forms (``Lines.EXPENSE``: bills, vendor credits, purchases).
+"""Expense forms (``Lines.EXPENSE``: bills, vendor credits, purchases, purchase orders).
 
 Each line books to an account (``AccountBasedExpenseLineDetail``) or an item
 (``ItemBasedExpenseLineDetail``, priced from the item's PurchaseCost when the client gives no
 amount); TotalAmt is their sum. Documents of a vendor get the A/P account and the vendor's name;
-a bill also gets terms and DueDate and, like a vendor credit, an open Balance; a purchase is
-paid at once by cash, cheque or card (§7.11).
+a bill also gets terms and DueDate and, like a vendor credit, an open Balance; a purchase order
+(non-posting) gets its e-mail status, and its POStatus from the registry's ``status``; a
+purchase is paid at once by cash, cheque or card (§7.11).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def _vendor_document(tx: Tx, ent: EntityDef, body: dict) -> None:
             body["SalesTermRef"] = {"value": term["Id"], "name": term["Name"]}
         if not body.get("DueDate"):
             body["DueDate"] = add_days(body["TxnDate"], int(term.get("DueDays", 0)) if term else 0)
+    if ent.pdf:  # a purchase order can be e-mailed to the vendor
+        body.setdefault("EmailStatus", "NotSet")
     if ent.balance_field:
         paid = applied_to(tx, ent.name, body["Id"])
         check_not_below_applied(ent, body["TotalAmt"], paid)

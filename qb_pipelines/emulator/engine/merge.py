@@ -109,19 +109,22 @@ def _move_references(tx: Tx, ent: EntityDef, loser: dict, winner: dict) -> list[
     children = []
     for other_entity, _oid, raw, created in rows:
         other = loads(raw)
+        other_def = registry.get(other_entity)
+        # a recurring transaction's references are its template's, read as the template's type
+        kind = next((k for k in other_def.wraps if isinstance(other.get(k), dict)), None)
+        target = other[kind] if kind else other
         changed = False
-        for where in paths.get(other_entity, ()):
-            changed |= replace_ref(other, where, ent.name, loser["Id"], winner)
+        for where in paths.get(kind or other_entity, ()):
+            changed |= replace_ref(target, where, ent.name, loser["Id"], winner)
         if not changed:
             continue
-        other_def = registry.get(other_entity)
         if other_def.name == ent.name and get_path(other, "ParentRef.value") == winner["Id"]:
             names.place_under(ent, other, winner)
             children.append(other)
-        other["SyncToken"] = bump(other.get("SyncToken"))
-        other["MetaData"]["LastUpdatedTime"] = tx.stamp()
+        target["SyncToken"] = bump(target.get("SyncToken"))
+        target["MetaData"]["LastUpdatedTime"] = tx.stamp()
         tx.put(other_def, other, created=created)
-        if other_def.is_transaction:
+        if other_def.posts_to_ledger:
             balances.post(tx, other_def, other)
     return children
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from qb_pipelines.emulator import chart, faults
 from qb_pipelines.emulator.engine.store import Tx
-from qb_pipelines.emulator.engine.validation import check_unique
-from qb_pipelines.emulator.engine.values import USD, invalid_enum, ref_value
+from qb_pipelines.emulator.engine.validation import check_ref, check_unique
+from qb_pipelines.emulator.engine.values import USD, check_date, invalid_enum, money, number, ref_value
 from qb_pipelines.qbo import registry
-from qb_pipelines.qbo.registry import EntityDef
+from qb_pipelines.qbo.registry import EntityDef, Lines
 
 #: The deepest a sub-customer may nest below its top-level customer (§7.2).
 MAX_JOB_LEVEL = 4
@@ -25,12 +25,15 @@ _DEFAULTS: dict[str, dict[str, object]] = {
     "Vendor": {"Vendor1099": False},
     "Term": {"Type": "STANDARD", "DueDays": 0},
     "PaymentMethod": {"Type": "NON_CREDIT_CARD"},
+    "TaxAgency": {"TaxTrackedOnSales": True, "TaxTrackedOnPurchases": False},
+    "Budget": {"BudgetType": "ProfitAndLoss", "BudgetEntryType": "Monthly"},
 }
 
 
 def compute_name_list(tx: Tx, ent: EntityDef, body: dict, old: dict | None) -> None:
     """Fill a name list's server-side fields, then check its name is free (6240)."""
-    body.setdefault("Active", True)
+    if ent.has_active:  # a tax agency carries no Active
+        body.setdefault("Active", True)
     if isinstance(body.get("Active"), str):
         body["Active"] = body["Active"].lower() == "true"
     if ent.name in registry.parties():
@@ -43,6 +46,8 @@ def compute_name_list(tx: Tx, ent: EntityDef, body: dict, old: dict | None) -> N
         _account(tx, ent, body)
     elif ent.hierarchical:
         hierarchy(tx, ent, body)
+    elif ent.lines is Lines.BUDGET:
+        _budget(tx, ent, body)
     for key, value in _DEFAULTS.get(ent.name, {}).items():
         body.setdefault(key, value)
     check_unique(tx, ent, body)
@@ -93,6 +98,39 @@ def _customer(tx: Tx, body: dict, old: dict | None) -> None:
     body.setdefault("Taxable", False)
     body.setdefault("PreferredDeliveryMethod", "Print")
     body.setdefault("BalanceWithJobs", body.get("Balance", 0))
+
+
+_BUDGET_TYPES = ("ProfitAndLoss",)
+_BUDGET_PERIODS = ("Monthly", "Quarterly", "Annually")
+_BUDGET_REFS = (("AccountRef", "Account", True), ("CustomerRef", "Customer", False), ("ClassRef", "Class", False),
+                ("DepartmentRef", "Department", False))
+
+
+def _budget(tx: Tx, ent: EntityDef, body: dict) -> None:
+    """A budget: its period, its type (only ProfitAndLoss exists) and each detail's account,
+    optional customer, class or department, date within the budget, and amount."""
+    for field in ("StartDate", "EndDate"):
+        check_date(body.get(field), field)
+    if str(body["EndDate"]) < str(body["StartDate"]):
+        raise faults.business("A budget's EndDate cannot be before its StartDate.", "EndDate")
+    body.setdefault("BudgetType", "ProfitAndLoss")
+    body.setdefault("BudgetEntryType", "Monthly")
+    if body["BudgetType"] not in _BUDGET_TYPES:
+        raise invalid_enum(str(body["BudgetType"]), "BudgetType")
+    if body["BudgetEntryType"] not in _BUDGET_PERIODS:
+        raise invalid_enum(str(body["BudgetEntryType"]), "BudgetEntryType")
+    details = []
+    for detail in body.get(ent.line_fields[0]) or []:
+        detail = dict(detail)
+        check_date(detail.get("BudgetDate"), "BudgetDetail.BudgetDate")
+        if not str(body["StartDate"]) <= str(detail["BudgetDate"]) <= str(body["EndDate"]):
+            raise faults.business(f"BudgetDate {detail['BudgetDate']} is outside the budget's dates.",
+                                  "BudgetDetail.BudgetDate")
+        for path, target, required in _BUDGET_REFS:
+            check_ref(tx, detail, path, target, required, prefix="BudgetDetail.")
+        detail["Amount"] = money(number(detail.get("Amount", 0), "BudgetDetail.Amount"))
+        details.append(detail)
+    body[ent.line_fields[0]] = details
 
 
 def _is_descendant(tx: Tx, candidate: str, ancestor: str) -> bool:

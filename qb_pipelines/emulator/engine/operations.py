@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from qb_pipelines.emulator import faults, ledger
 from qb_pipelines.emulator.db import dumps
-from qb_pipelines.emulator.engine import balances, effects, names, transactions, validation
+from qb_pipelines.emulator.engine import balances, effects, names, rates, records, templates, transactions, validation
 from qb_pipelines.emulator.engine.companies import bootstrap
 from qb_pipelines.emulator.engine.merge import merge
 from qb_pipelines.emulator.engine.store import Tx
@@ -98,6 +98,9 @@ class Engine:
     def read(self, realm: str, entity: str, obj_id: object) -> dict:
         """GET /{entity}/{id}: inactive objects are readable, deleted ones are 610."""
         ent = registry.get(entity)
+        if ent.kind is Kind.KEYED:
+            raise faults.unsupported(f"Read by Id of {ent.name} (it has no Id: use GET /{ent.path}?"
+                                     "sourcecurrencycode=...&asofdate=... or a query)")
         with self.db.read() as c:
             tx = Tx(self.emu, c, realm)
             tx.require_company()
@@ -105,6 +108,14 @@ class Engine:
         if body is None:
             raise faults.not_found()
         return body
+
+    def exchange_rate(self, realm: str, source: str | None, as_of: str | None) -> dict:
+        """GET /exchangerate?sourcecurrencycode=&asofdate=: the rate in effect on that date."""
+        ent = next(e for e in registry.ENTITIES if e.kind is Kind.KEYED)
+        with self.db.read() as c:
+            tx = Tx(self.emu, c, realm)
+            tx.require_company()
+            return rates.rate_as_of(tx, ent, source, as_of)
 
     def sends(self, realm: str) -> list[dict]:
         """Every document sent by e-mail (never mailed), in order."""
@@ -114,26 +125,48 @@ class Engine:
         return [{"entity": r[0], "id": str(r[1]), "sendTo": r[2], "sentAt": r[3]} for r in rows]
 
     # ------------------------------------------------------------------ writes
-    def create(self, realm: str, entity: str, body: dict) -> dict:
-        """POST /{entity} without Id: validate, compute, store, post, notify."""
+    def create(self, realm: str, entity: str, body: dict, *, as_user: bool = False) -> dict:
+        """POST /{entity} without Id: validate, compute, store, post, notify.
+
+        ``as_user``: a QuickBooks user in the product, who may create what the API refuses
+        (a budget); the control API's ``act`` and the seed pass it.
+        """
         ent = registry.get(entity)
-        if not ent.writable or ent.kind is Kind.SINGLETON:
+        if (not ent.writable and not as_user) or ent.kind is Kind.SINGLETON:
             raise faults.unsupported(f"Create is not supported for {ent.name}")
+        if ent.kind is Kind.KEYED:
+            with self._write(realm) as tx:
+                return rates.set_rate(tx, ent, clean(copy.deepcopy(body)))
+        if ent.wraps:
+            with self._write(realm) as tx:
+                return templates.create(tx, ent, body)
         body = clean(copy.deepcopy(body))
         for f in SERVER_FIELDS | {"Id", "SyncToken"}:
             body.pop(f, None)
         with self._write(realm) as tx:
-            body["Id"] = str(tx.next_id(ent))
+            # attachments are numbered in a space of their own (QBO's 19-digit attachment Ids)
+            body["Id"] = str(tx.next_value(ent.name, start=records.FIRST_ID) if ent.kind is Kind.RECORD
+                             else tx.next_id(ent))
             body["SyncToken"] = "0"
             out = self._store(tx, ent, body, old=None, created=int(tx.ts))
             tx.change(ent.name, out["Id"], "Create")
             return out
 
-    def update(self, realm: str, entity: str, body: dict, *, operation: str = "Update") -> dict:
-        """POST /{entity} with Id and SyncToken: sparse or full update (5010 when stale)."""
+    def update(self, realm: str, entity: str, body: dict, *, operation: str = "Update", as_user: bool = False) -> dict:
+        """POST /{entity} with Id and SyncToken: sparse or full update (5010 when stale).
+
+        An exchange rate has no Id: its POST sets the rate of a currency and date (created or
+        replaced); a recurring transaction is updated through its wrapped template.
+        """
         ent = registry.get(entity)
-        if not ent.writable and ent.kind is not Kind.SINGLETON:
+        if not ent.writable and not as_user and ent.kind is not Kind.SINGLETON:
             raise faults.unsupported(f"Update is not supported for {ent.name}")
+        if ent.kind is Kind.KEYED:
+            with self._write(realm) as tx:
+                return rates.set_rate(tx, ent, clean(copy.deepcopy(body)))
+        if ent.wraps:
+            with self._write(realm) as tx:
+                return templates.update(tx, ent, body)
         body = clean(copy.deepcopy(body))
         sparse = body.get("sparse") in (True, "true", "True")
         if body.get("Id") in (None, ""):
@@ -181,6 +214,9 @@ class Engine:
             raise faults.unsupported(f"Delete is not supported for {ent.name}. Make it inactive instead "
                                      "(sparse update with Active false)")
         body = clean(body)
+        if ent.wraps:
+            with self._write(realm) as tx:
+                return templates.delete(tx, ent, body)
         with self._write(realm) as tx:
             old, _created = tx.current(ent, body)
             effects.guard_linked(ent, old, action="deleted")
@@ -228,13 +264,14 @@ class Engine:
             body = tx.get(ent.name, obj_id)
             if body is None:
                 raise faults.not_found()
-            address = send_to or get_path(body, "BillEmail.Address")
+            # a purchase order goes to its vendor's POEmail, a sales form to the customer's BillEmail
+            email = "POEmail" if ent.party == "Vendor" else "BillEmail"
+            address = send_to or get_path(body, f"{email}.Address")
             if not address:
                 raise faults.validation("2050", "Email Address is missing",
-                                        "Email address is required to send. Supply sendTo or BillEmail.",
-                                        "BillEmail")
+                                        f"Email address is required to send. Supply sendTo or {email}.", email)
             if send_to:
-                body["BillEmail"] = {"Address": send_to}
+                body[email] = {"Address": send_to}
             body["EmailStatus"] = "EmailSent"
             body["DeliveryInfo"] = {"DeliveryType": "Email", "DeliveryTime": tx.stamp()}
             tx.touch(ent.name, body, bump_token=True)
@@ -251,6 +288,8 @@ class Engine:
             validation.validate(tx, ent, body)
             if ent.is_name_list:
                 names.compute_name_list(tx, ent, body, old)
+            elif ent.kind is Kind.RECORD:
+                records.compute_record(tx, ent, body, old)
             else:
                 transactions.compute_transaction(tx, ent, body, old)
             self._number_addresses(tx, body, old)

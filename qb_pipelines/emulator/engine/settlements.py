@@ -179,6 +179,7 @@ def relink(tx: Tx, ent: EntityDef, old: dict | None, new: dict | None) -> None:
     """LinkedTxn and Balance on the documents a settlement applies to, before and after (§7.8, §7.12)."""
     pay_id = (new or old or {}).get("Id")
     kind = link_type(ent, new or old)
+    kinds = _link_types(ent)  # every settlement of this entity, whatever it paid by
     targets = tuple(d.name for d in entities.settled_by(ent.name))
 
     def docs(body: dict | None) -> set[tuple[str, str]]:
@@ -191,13 +192,14 @@ def relink(tx: Tx, ent: EntityDef, old: dict | None, new: dict | None) -> None:
         if doc is None:
             continue
         links = [lt for lt in doc.get("LinkedTxn") or []
-                 if not (lt.get("TxnType") == kind and str(lt.get("TxnId")) == str(pay_id))]
+                 if not (lt.get("TxnType") in kinds and str(lt.get("TxnId")) == str(pay_id))]
         if (typ, tid) in after:
             links.append({"TxnId": str(pay_id), "TxnType": kind})
         applied = 0.0
-        # sum what every linked settlement applies, counting this one from its new body
+        # sum what every linked settlement applies (a bill paid once by cheque and once by card
+        # counts both), counting this one from its new body
         for lt in links:
-            if lt.get("TxnType") != kind:
+            if lt.get("TxnType") not in kinds:
                 continue
             pay = new if str(lt["TxnId"]) == str(pay_id) else tx.get(ent.name, lt["TxnId"])
             for line in (pay or {}).get("Line") or []:

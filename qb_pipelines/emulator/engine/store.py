@@ -120,13 +120,18 @@ class Tx:
 
     # ------------------------------------------------------------------ writes
     def put(self, ent: EntityDef, body: dict, *, created: float, updated: float | None = None,
-            status: str | None = None) -> None:
-        """Store a whole body (insert or replace); ``updated`` defaults to the operation's instant."""
+            status: str | None = None, obj_id: int | None = None) -> None:
+        """Store a whole body (insert or replace); ``updated`` defaults to the operation's instant.
+
+        The row is keyed by the body's Id (a wrapped template's), or by ``obj_id`` for an entity
+        QBO gives no Id (an exchange rate: the emulator numbers its rows internally).
+        """
         active = 0 if body.get("Active") is False else 1
+        key = obj_id if obj_id is not None else int(str(ent.identity(body)))
         self.conn.execute(
             "INSERT OR REPLACE INTO objects(realm, entity, id, active, status, created_at, updated_at, body)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.realm, ent.name, int(body["Id"]), active, status, created,
+            (self.realm, ent.name, key, active, status, created,
              int(self.ts if updated is None else updated), dumps(body)),
         )
         self.db.version += 1

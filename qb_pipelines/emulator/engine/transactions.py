@@ -1,8 +1,8 @@
 """What every transaction gets (TxnDate, CurrencyRef, DocNumber), then the compute step of its line family.
 
-The registry's ``lines`` picks the step: sales forms, expense forms, settlements, deposits and
-journal entries each have their own module; a transaction without lines (TimeActivity) is
-checked here.
+The registry's ``lines`` picks the step: sales forms, expense forms, settlements, deposits,
+journal entries and transfers each have their own module; a transaction without lines
+(TimeActivity) is checked here. RecurringTransaction templates go through ``templates``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from qb_pipelines.emulator.engine.journals import compute_journal
 from qb_pipelines.emulator.engine.sales import compute_sales
 from qb_pipelines.emulator.engine.settlements import compute_settlement
 from qb_pipelines.emulator.engine.store import Tx
+from qb_pipelines.emulator.engine.transfers import compute_transfer
 from qb_pipelines.emulator.engine.values import USD, check_date, invalid_enum, ref_value
 from qb_pipelines.qbo.registry import EntityDef, Lines
 
@@ -45,19 +46,27 @@ STEPS: dict[Lines, Step] = {
     Lines.LINKS: compute_settlement,
     Lines.DEPOSIT: compute_deposit,
     Lines.JOURNAL: compute_journal,
+    Lines.TRANSFER: compute_transfer,
     Lines.NONE: _compute_time,
 }
 
 
-def compute_transaction(tx: Tx, ent: EntityDef, body: dict, old: dict | None) -> None:
-    """TxnDate (today by default), CurrencyRef for money-carrying forms, DocNumber, then the family's step."""
+def compute_transaction(tx: Tx, ent: EntityDef, body: dict, old: dict | None, *, template: bool = False) -> None:
+    """TxnDate (today by default), CurrencyRef for money-carrying forms, DocNumber, then the family's
+    step, and the open state of a document that another is made from (the registry's ``status``).
+
+    A ``template`` (the transaction a RecurringTransaction schedules) is computed like the real
+    thing but gets no DocNumber: each transaction made from it is numbered when it is made.
+    """
     body.setdefault("TxnDate", tx.today())
     check_date(body.get("TxnDate"), "TxnDate")
     if ent.lines is not Lines.NONE:
         body.setdefault("CurrencyRef", USD)
-    if ent.doc_number and not body.get("DocNumber"):
+    if ent.doc_number and not body.get("DocNumber") and not template:
         if old and old.get("DocNumber"):
             body["DocNumber"] = old["DocNumber"]
         else:
             body["DocNumber"] = str(tx.next_value(f"doc:{ent.name}", start=1001))
     STEPS[ent.lines](tx, ent, body, old)
+    if ent.status:
+        body.setdefault(ent.status[0], ent.status[1])

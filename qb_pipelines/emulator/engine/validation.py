@@ -26,7 +26,7 @@ def validate(tx: Tx, ent: EntityDef, body: dict) -> None:
         if name == "Line" and not body.get("Line"):
             raise faults.required("Line")
     for ref in ent.refs:
-        check_ref(tx, body, ref.path, ref.target, ref.required)
+        check_ref(tx, body, ref.path, ref.target, ref.required, account_types=ref.account_types)
     for line in body.get("Line") or []:
         if not isinstance(line, dict):
             raise faults.invalid_value("Line", "Line must be an object")
@@ -38,15 +38,16 @@ def validate(tx: Tx, ent: EntityDef, body: dict) -> None:
         if dt not in _BARE_LINES and dt not in line:
             raise faults.required(f"Line.{dt}")
         for ref in ent.line_refs.get(dt, ()):
-            check_ref(tx, line, ref.path, ref.target, ref.required, prefix="Line.")
+            check_ref(tx, line, ref.path, ref.target, ref.required, prefix="Line.", account_types=ref.account_types)
 
 
 def check_ref(tx: Tx, body: dict, path: str, target: str | tuple[str, ...], required: bool,
-              prefix: str = "") -> None:
+              prefix: str = "", *, account_types: tuple[str, ...] = ()) -> None:
     """2500 unless the reference at ``path`` names a live, active object; fills its ``name``.
 
     Typed references (``EntityRef``, a deposit line's ``Entity``) are checked against the party
-    their ``type`` names.
+    their ``type`` names. An account a field accepts only of some types or classifications
+    (``account_types``: a credit card payment's ``BankAccountRef`` must be a Bank) is 6000 otherwise.
     """
     ref = get_path(body, path)
     value = ref_value(ref)
@@ -66,8 +67,14 @@ def check_ref(tx: Tx, body: dict, path: str, target: str | tuple[str, ...], requ
             continue
         row = tx.row(t, value)
         if row is not None and row[2] != DELETED and row[1] == 1:
+            found = loads(row[0])
+            if account_types and t == "Account" and not {found.get("AccountType"),
+                                                          found.get("Classification")} & set(account_types):
+                raise faults.business(
+                    f"Invalid account type: {prefix}{path} must be an account of type {' or '.join(account_types)}, "
+                    f"not {found.get('AccountType')} ({found.get('Name')}).", prefix + path)
             if isinstance(ref, dict) and "name" not in ref:
-                ref["name"] = display_name(t, loads(row[0]))
+                ref["name"] = display_name(t, found)
             return
     raise faults.invalid_reference(prefix + path, value, targets[0])
 

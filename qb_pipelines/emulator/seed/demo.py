@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from qb_pipelines.emulator.clock import add_days
 from qb_pipelines.emulator.seed.demo_lists import Demo, create_lists
+from qb_pipelines.emulator.seed.demo_more import demo_more
 from qb_pipelines.emulator.seed.demo_year import demo_finish, demo_month
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ def seed_demo_company(emu: Emulator, seed: int = 7) -> str:
     credit memo, unapplied), sales receipts, credit memos, refund receipts, bills and bill payments
     (check and credit card), vendor credits, expenses, deposits, month-end journal entries and
     time activities; then a voided invoice, a deleted expense, two inactive customers and two
-    inactive items.
+    inactive items; and last (so the Ids above never move) purchase orders, transfers, credit card
+    payments, a second tax agency, a budget, recurring templates, exchange rates (multicurrency on)
+    and attachments.
 
     Args:
         emu: the emulator.
@@ -47,4 +50,5 @@ def seed_demo_company(emu: Emulator, seed: int = 7) -> str:
     for m, month_start in enumerate(months):
         demo_month(d, m, month_start, last=(m == len(months) - 1))
     demo_finish(d)
+    demo_more(d)
     return realm

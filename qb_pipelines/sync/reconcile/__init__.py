@@ -17,22 +17,30 @@ chart          the landed chart of accounts: statement sections and default acco
 posting_rules  QuickBooks' posting rules, one step per line family (:func:`postings`)
 ledger         the general ledger rebuilt from the landed transactions (:func:`build_ledger`)
 report_frames  reading reports, as JSON or as flattened rows read back from the warehouse
-balances       :func:`open_receivables` (AgedReceivables, BalanceSheet A/R) and
-               :func:`customer_balances` (CustomerBalance), on current balances
-statements     :func:`trial_balance` (TrialBalance) and :func:`profit_and_loss` (ProfitAndLoss)
+balances       :func:`open_receivables` (AgedReceivables, BalanceSheet A/R),
+               :func:`customer_balances` (CustomerBalance), :func:`open_payables` (AgedPayables,
+               BalanceSheet A/P) and :func:`vendor_balances` (VendorBalance), on current balances
+statements     :func:`trial_balance` (TrialBalance), :func:`profit_and_loss` (ProfitAndLoss) and
+               :func:`general_ledger` (GeneralLedger: activity and beginning balances per account)
 ============== ================================================================================
 
-The report checks cost no API call (the reports are passed in, as JSON or flattened). The A/R
-and customer checks compare *current* balances, so run them on the latest month's reports.
+The report checks cost no API call (the reports are passed in, as JSON or flattened). The A/R,
+A/P, customer and vendor checks compare *current* balances, so run them on the latest month's reports.
 """
 
 from qb_pipelines.sync.reconcile.balances import (
+    AP_PARTY,
     AR_PARTY,
     customer_balances,
+    landed_payables,
     landed_receivables,
+    open_payables,
     open_receivables,
+    payable_entities,
+    payables_sources,
     receivable_entities,
     receivables_sources,
+    vendor_balances,
 )
 from qb_pipelines.sync.reconcile.chart import AccountInfo, Chart
 from qb_pipelines.sync.reconcile.landed import WarehouseTable, landed_bodies
@@ -61,15 +69,18 @@ from qb_pipelines.sync.reconcile.snapshot import (
     transaction_totals,
 )
 from qb_pipelines.sync.reconcile.statements import (
+    computed_general_ledger,
     computed_profit_and_loss,
     computed_trial_balance,
     fiscal_year_start,
+    general_ledger,
     landed_fiscal_month,
     profit_and_loss,
     trial_balance,
 )
 
 __all__ = [
+    "AP_PARTY",
     "AR_PARTY",
     "LEDGER_NAME_LISTS",
     "MAX_MISMATCHES",
@@ -87,17 +98,23 @@ __all__ = [
     "cents",
     "compare_amounts",
     "completeness",
+    "computed_general_ledger",
     "computed_profit_and_loss",
     "computed_trial_balance",
     "customer_balances",
     "dollars",
     "fiscal_year_start",
     "full_refresh_fix",
+    "general_ledger",
     "landed_bodies",
     "landed_fiscal_month",
+    "landed_payables",
     "landed_receivables",
     "ledger_sources",
+    "open_payables",
     "open_receivables",
+    "payable_entities",
+    "payables_sources",
     "posting_entity_names",
     "postings",
     "profit_and_loss",
@@ -106,4 +123,5 @@ __all__ = [
     "receivables_sources",
     "transaction_totals",
     "trial_balance",
+    "vendor_balances",
 ]

@@ -20,7 +20,10 @@ the rest: whether it posts at all (``posts_to_ledger``), whose sub-ledger it mov
 * links: a payment settles the party's open documents: Dr the deposit account, Cr A/R (a
   customer payment); Dr A/P, Cr the bank or the card (a bill payment);
 * deposit: Dr the bank; Cr Undeposited Funds for deposited receipts, the line's account otherwise;
-* journal: each line as posted.
+* journal: each line as posted;
+* transfer (Transfer, CreditCardPayment: no lines): Dr the account the money arrives in, Cr the
+  one it leaves, by ``Amount`` (the registry's ``transfer_accounts``: ToAccountRef/FromAccountRef,
+  the card/the bank).
 
 Voided transactions (PrivateNote "Voided...") and deleted ones post nothing.
 """
@@ -308,12 +311,22 @@ def _journal(e: _Entry, books: _Books) -> list[Posting]:
     return e.result()
 
 
+def _transfer(e: _Entry, books: _Books) -> list[Posting]:
+    """Dr the account the money arrives in, Cr the one it leaves, by the header's Amount."""
+    into, out_of = e.ent.transfer_accounts or ("", "")
+    amount = cents(e.body.get("Amount"))
+    e.post(ref_id(e.body, into), amount, books.chart.default("checking"))
+    e.post(ref_id(e.body, out_of), -amount, books.chart.default("checking"))
+    return e.result()
+
+
 _FAMILIES: dict[Lines, Callable[[_Entry, _Books], list[Posting]]] = {
     Lines.SALES: _sales,
     Lines.EXPENSE: _expenses,
     Lines.LINKS: _settlement,
     Lines.DEPOSIT: _deposit,
     Lines.JOURNAL: _journal,
+    Lines.TRANSFER: _transfer,
 }
 
 

@@ -46,12 +46,15 @@ class QBOReader(Protocol):
 
 def _all_rows_where(entity: str) -> str | None:
     """Name lists: QBO returns (and counts) only active rows unless Active is mentioned (§2.1)."""
-    return "Active IN (true, false)" if registry.get(entity).is_name_list else None
+    return "Active IN (true, false)" if registry.get(entity).has_active else None
 
 
 @dataclass
 class QBOSnapshot:
-    """What QBO holds for one entity, kept small: per id its Active flag, TotalAmt and open balance.
+    """What QBO holds for one entity, kept small: per id its Active flag, total and open balance.
+
+    The total is ``TotalAmt`` (``Amount`` for transfers: the registry's ``total_field``); ids and
+    fields are read as the registry says (a RecurringTransaction's are its template's).
 
     Build it once with :func:`qbo_snapshot` and pass it to :func:`completeness` and
     :func:`transaction_totals`, so the id listing and the sums share one pass over the pages.
@@ -74,11 +77,12 @@ def qbo_snapshot(client: QBOReader, entity: str) -> QBOSnapshot:
     snap = QBOSnapshot(ent.name)
     for page in client.query_pages(ent.name, where=_all_rows_where(ent.name)):
         snap.pages += 1
-        for row in page:
-            ident = str(row.get("Id"))
+        for obj in page:
+            ident = str(ent.identity(obj))
+            row = ent.fields_of(obj)
             snap.active[ident] = row.get("Active", True) is not False
-            if "TotalAmt" in row:
-                snap.total_amt[ident] = cents(row.get("TotalAmt"))
+            if ent.total_field in row:
+                snap.total_amt[ident] = cents(row.get(ent.total_field))
             if ent.balance_field and ent.balance_field in row:
                 snap.balance[ident] = cents(row.get(ent.balance_field))
     return snap
@@ -144,7 +148,8 @@ def completeness(engine: Engine | Connection, client: QBOReader, company_key: st
 
 def transaction_totals(engine: Engine | Connection, client: QBOReader, company_key: str, entity: str, *,
                        snapshot: QBOSnapshot | None = None) -> CheckOutcome:
-    """SUM(TotalAmt) and SUM(Balance) of a transaction entity against QBO, compared per id.
+    """SUM(TotalAmt) (a transfer's ``Amount``) and SUM(Balance) of a transaction entity against QBO,
+    compared per id.
 
     QBO has no SUM in its query language, so QBO's side is summed over its query pages (or taken
     from ``snapshot``). The open balance is compared too for the documents whose balance QBO
@@ -157,7 +162,7 @@ def transaction_totals(engine: Engine | Connection, client: QBOReader, company_k
     if not ent.is_transaction:
         raise ValueError(f"{ent.name} is not a transaction; transaction totals apply to transactions only")
     wt = WarehouseTable(engine, ent.name)
-    total_col = wt.col("total_amt", required=False)
+    total_col = wt.col(warehouse.column_name(ent.total_field), required=False)
     balance_col = wt.col(warehouse.column_name(ent.balance_field), required=False) if ent.balance_field else None
     snap = snapshot or qbo_snapshot(client, ent.name)
     wh_total: dict[str, int] = {}
@@ -169,7 +174,7 @@ def transaction_totals(engine: Engine | Connection, client: QBOReader, company_k
                 wh_total[str(row[0])] = cents(row[1])
                 if balance_col is not None:
                     wh_balance[str(row[0])] = cents(row[2])
-    mismatches = [{**m, "field": "TotalAmt"} for m in compare_amounts(wh_total, snap.total_amt)]
+    mismatches = [{**m, "field": ent.total_field} for m in compare_amounts(wh_total, snap.total_amt)]
     metadata: dict[str, Any] = {
         "entity": ent.name,
         "warehouse_total_amt": dollars(sum(wh_total.values())),
@@ -182,13 +187,13 @@ def transaction_totals(engine: Engine | Connection, client: QBOReader, company_k
         metadata.update(warehouse_balance=dollars(sum(wh_balance.values())),
                         qbo_balance=dollars(sum(qbo_balance.values())))
     ok = not mismatches
-    text = f"TotalAmt {metadata['warehouse_total_amt']:.2f}"
+    text = f"{ent.total_field} {metadata['warehouse_total_amt']:.2f}"
     if balance_col is not None:
         text += f", Balance {metadata['warehouse_balance']:.2f}"
     return make_outcome(
         ok,
         f"{ent.name}: {text} equal QBO's",
-        f"{ent.name}: {len(mismatches)} amounts differ from QBO (warehouse TotalAmt "
+        f"{ent.name}: {len(mismatches)} amounts differ from QBO (warehouse {ent.total_field} "
         f"{metadata['warehouse_total_amt']:.2f} vs QBO {metadata['qbo_total_amt']:.2f})",
         metadata, mismatches, full_refresh_fix(company_key, [ent.name]),
     )

@@ -1,11 +1,13 @@
-"""The landed books against QBO's statements: the trial balance and the profit and loss.
+"""The landed books against QBO's statements: the trial balance, the profit and loss, the general ledger.
 
 * :func:`trial_balance`: a trial balance computed from the landed transactions with QuickBooks'
   posting rules against QBO's TrialBalance, per account;
 * :func:`profit_and_loss`: income, COGS, expenses, other income/expenses and net income computed
-  the same way against ProfitAndLoss (and the accounts that differ).
+  the same way against ProfitAndLoss (and the accounts that differ);
+* :func:`general_ledger`: each account's activity over the report's period, and its balance at
+  the start of it, against QBO's GeneralLedger.
 
-Both read a :class:`~qb_pipelines.sync.reconcile.ledger.LandedLedger`; pass one to both to build
+All read a :class:`~qb_pipelines.sync.reconcile.ledger.LandedLedger`; pass one to each to build
 it once. They cost no API call: the reports are passed in.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
@@ -196,4 +198,80 @@ def profit_and_loss(engine: Engine | Connection, company_key: str, profit_and_lo
         f"P&L {start}..{end} from landed transactions differs from QBO's: net income "
         f"{dollars(groups['NetIncome']):.2f} vs {dollars(reported_groups['NetIncome']):.2f}",
         metadata, mismatches, full_refresh_fix(company_key, ledger_sources()),
+    )
+
+
+def _natural(ledger: LandedLedger, account: str) -> int:
+    """+1 when a debit raises the account (assets, expenses), -1 when a credit does: the sign
+    QBO's GeneralLedger prints amounts in (``subt_nat_amount``)."""
+    return 1 if ledger.chart.get(account).classification in ("Asset", "Expense") else -1
+
+
+def computed_general_ledger(ledger: LandedLedger, start: str, end: str, fiscal_month: int
+                            ) -> tuple[dict[str, int], dict[str, int]]:
+    """(activity in ``start..end``, balance the day before ``start``) per account, debit positive.
+
+    The beginning balance of an income or expense account counts the fiscal year only (as QBO's
+    GeneralLedger and TrialBalance do); a balance-sheet account's counts everything before.
+    """
+    day_before = (date.fromisoformat(start) - timedelta(days=1)).isoformat()
+    fy_start = fiscal_year_start(date.fromisoformat(start), fiscal_month).isoformat()
+    activity = {k: v for k, v in ledger.net(start, end).items() if v != 0}
+    beginning: dict[str, int] = {}
+    for account, amount in ledger.net(None, day_before).items():
+        if ledger.chart.pl_group(account) is not None:
+            continue
+        beginning[account] = amount
+    for account, amount in ledger.net(fy_start, day_before).items():
+        if ledger.chart.pl_group(account) is not None:
+            beginning[account] = amount
+    return activity, {k: v for k, v in beginning.items() if v != 0}
+
+
+def general_ledger(engine: Engine | Connection, company_key: str, general_ledger_report: Report, *,
+                   fiscal_year_start_month: int | None = None, ledger: LandedLedger | None = None) -> CheckOutcome:
+    """Each account's activity and beginning balance in QBO's GeneralLedger against the ledger
+    rebuilt from the landed transactions for the same period.
+
+    The report prints amounts in each account's natural sign; both sides are compared debit
+    positive. An account the report leaves out had no activity and no balance.
+
+    Returns:
+        Failed when an account's activity or beginning balance differs; mismatches name the
+        account, the figure (``source``) and both amounts. Landed transactions whose lines do
+        not balance are listed too.
+    """
+    df = as_frame(general_ledger_report)
+    head = header(general_ledger_report)
+    end = head.get("EndPeriod") or report_end(general_ledger_report, df)
+    start = head.get("StartPeriod") or f"{end[:8]}01"
+    fiscal_month = fiscal_year_start_month or landed_fiscal_month(engine, company_key)
+    ledger = ledger or build_ledger(engine, company_key, end)
+    activity, beginning = computed_general_ledger(ledger, start, end, fiscal_month)
+    accounts = report_mod.ledger_activity(df)
+    reported_activity = {a: _natural(ledger, a) * cents(v.activity) for a, v in accounts.items()}
+    reported_beginning = {a: _natural(ledger, a) * cents(v.beginning) for a, v in accounts.items()
+                          if v.beginning is not None}
+    labels = _account_labels(ledger, df)
+    mismatches = [{**m, "source": "GeneralLedger activity (debit positive)"}
+                  for m in compare_amounts(activity, {k: v for k, v in reported_activity.items() if v != 0},
+                                           key_name="account_id", labels=labels)]
+    mismatches += [{**m, "source": "GeneralLedger beginning balance (debit positive)"}
+                   for m in compare_amounts(beginning, {k: v for k, v in reported_beginning.items() if v != 0},
+                                            key_name="account_id", labels=labels)]
+    mismatches += ledger.unbalanced
+    metadata = {"start": start, "end": end, "accounts_compared": len(set(activity) | set(reported_activity)),
+                "warehouse_debits": dollars(sum(v for v in activity.values() if v > 0)),
+                "qbo_debits": dollars(sum(v for v in reported_activity.values() if v > 0)),
+                "qbo_posting_rows": sum(v.postings for v in accounts.values()),
+                "unbalanced_transactions": len(ledger.unbalanced)}
+    ok = not mismatches
+    entities = sorted({m["entity"] for m in ledger.unbalanced}) or posting_entity_names()
+    return make_outcome(
+        ok,
+        f"general ledger {start}..{end}: activity of {metadata['accounts_compared']} accounts "
+        f"({metadata['qbo_debits']:.2f} debits) and their beginning balances equal QBO's",
+        f"general ledger {start}..{end} from landed transactions differs from QBO's on {len(mismatches)} "
+        "accounts/figures",
+        metadata, mismatches, full_refresh_fix(company_key, [*LEDGER_NAME_LISTS, *entities]),
     )
