@@ -437,7 +437,11 @@ class _Run:
             if self._out_of_batches():
                 return
             batch = [(f"b{i}", item) for i, item in enumerate(chunk)]
-            requestid = _requestid(self.realm, round_, [(it.row.id, it.row.version, it.body.get("SyncToken"))
+            # the row's last change is part of it: a row sent again after an answer was recorded (an
+            # admin's Retry, a transient item fault) gets a new requestid, or QBO would replay the old
+            # answer; a batch left in flight is resumed with its stored requestid instead (_resume)
+            requestid = _requestid(self.realm, round_, [(it.row.id, it.row.version,
+                                                         f"{it.body.get('SyncToken')}@{it.row.updated_at.isoformat()}")
                                                         for _, it in batch])
             bodies = [(bid, it.batch_item(entity, bid)) for bid, it in batch]
             self.rt.outbox.update_each([(it.row.id, {"status": "in_flight", "requestid": requestid, "bid": bid,
