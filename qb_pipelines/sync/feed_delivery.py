@@ -45,7 +45,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
 
@@ -155,10 +155,19 @@ _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
 _QUERY_VALUE = re.compile(r"([?&][^=&\s#]+=)[^&\s#]+")
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` without the secret, URL credentials or query values (what may be stored and shown)."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
+def redact(text: str, secret: str | None, url: str | None = None) -> str:
+    """``text`` without the secret, URL credentials or query values (what may be stored and shown).
+
+    The callback URL's own password and query values are removed wherever they appear (an app's
+    error page may echo them), and any URL's credentials and query values too.
+    """
+    hidden = [secret] if secret else []
+    if url:
+        parts = urlsplit(url)
+        hidden += [parts.password or "", parts.username or ""]
+        hidden += [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+    for value in sorted((v for v in hidden if len(v) >= 4), key=len, reverse=True):
+        text = text.replace(value, "[redacted]")
     text = _USERINFO.sub(r"\1[redacted]@", text)
     return _QUERY_VALUE.sub(r"\1[redacted]", text)
 
@@ -243,7 +252,7 @@ def deliver(runtime: Any, tenant_key: str, *, now: datetime | None = None, batch
                     raise _Failed(f"{_shown(claimed.url)} answered HTTP {resp.status_code}"
                                   + (f": {snippet}" if snippet else ""))
             except _Failed as exc:
-                result.error = redact(str(exc), secret)
+                result.error = redact(str(exc), secret, claimed.url)
                 result.next_attempt_at = now + backoff(claimed.attempts + 1)
                 runtime.feed.delivery_failed(tenant_key, result.error, result.next_attempt_at)
                 log.warning("feed callback of %s: entries %s not delivered (%s); next attempt at %s", tenant_key,
