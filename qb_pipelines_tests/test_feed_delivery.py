@@ -28,6 +28,7 @@ from qb_pipelines.sync.ingest import land
 from qb_pipelines.sync.push import enqueue, push
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.sync.settings import AppSettings
+from qb_pipelines_tests.databases import throwaway_database
 from qb_pipelines_tests.harness import connect_company, emulator_settings
 from qb_pipelines_tests.receiver import Receiver
 
@@ -277,3 +278,20 @@ def test_a_change_made_in_quickbooks_reaches_the_apps_callback(emulator: Running
     (change,) = got.json["changes"]
     assert (change["entity"], change["app_id"], change["qbo_id"]) == ("Customer", "c1", qbo_id)
     assert change["data"]["phone"] == "555-7777"
+
+
+@pytest.mark.postgres
+def test_delivery_on_postgresql(tmp_path: Path, receiver: Receiver) -> None:
+    with throwaway_database("postgresql", tmp_path, "qbp_cb") as url, \
+            Runtime(AppSettings(database_url=url, fernet_key=generate_key(), client_id="app",
+                                client_secret="secret")) as rt:
+        rt.tenants.ensure_tenant("acme", "Acme")
+        rt.feed.set_callback("acme", receiver.url, SECRET, from_now=False)
+        append(rt, 3)
+        assert rt.feed.claim_callback("acme", NOW, LEASE) is not None
+        assert rt.feed.claim_callback("acme", NOW, LEASE) is None
+        receiver.answers[:] = [500]
+        failed = deliver(rt, "acme", now=NOW + LEASE, batch=2)
+        assert failed.failed and rt.feed.callback("acme").cursor == 0
+        done = deliver(rt, "acme", now=failed.next_attempt_at, batch=2)
+        assert done.delivered == 3 and [r.headers["x-qbp-delivery"] for r in receiver.received] == ["1-2", "1-2", "3-3"]

@@ -24,6 +24,7 @@ from qb_pipelines.sync.feed import FeedRecorder
 from qb_pipelines.sync.ingest import land
 from qb_pipelines.sync.push import push
 from qb_pipelines.web.api import MAX_BODY_BYTES, MAX_RECORDS
+from qb_pipelines_tests.databases import throwaway_database
 from qb_pipelines_tests.harness import Connected, connect_company
 from qb_pipelines_tests.web_fixtures import WebStack, start_web
 
@@ -333,3 +334,24 @@ def test_records_created_before_the_first_connection_are_reported_held(web: WebS
     assert resp.json()["status"] == "held"
     got = requests.get(f"{url}/Customer/old-1", headers={"X-API-Key": key}, timeout=30).json()
     assert got["status"] == "held" and "before QuickBooks was first connected" in got["reason"]
+
+
+@pytest.mark.postgres
+def test_the_records_api_on_postgresql(emulator: RunningEmulator, tmp_path: Path) -> None:
+    with throwaway_database("postgresql", tmp_path, "qbp_api") as url:
+        stack = start_web(emulator, tmp_path, database_url=url)
+        try:
+            app = App(stack, connect_company(emulator, stack.runtime), "")
+            app.http.headers["Authorization"] = f"Bearer {stack.runtime.api_keys.create(app.tenant).key}"
+            invoice = {"customer_app_id": "c-1", "lines": [{"item_app_id": "svc", "qty": 1, "unit_price": 10}]}
+            good = [record(), record("svc", {"name": "Svc", "type": "service"}, entity="Item"),
+                    record("inv", invoice, entity="Invoice")]
+            assert app.post({"records": [*good, record("c-2", {})]}).status_code == 422
+            assert app.stored() == {}
+            assert app.post({"records": good}).status_code == 202
+            assert app.post({"records": good}).json()["records"][0]["duplicate"] is True
+            assert push(stack.runtime, app.company.key).created == 3
+            assert app.status("Invoice", "inv").json()["status"] == "synced"
+        finally:
+            stack.stop()
+            stack.runtime.close()
