@@ -281,7 +281,9 @@ def test_unknown_records_entities_and_routes_answer_json_404_or_405(app: App) ->
 
 
 def test_an_app_id_with_slashes_and_spaces_round_trips(app: App) -> None:
-    assert app.post(record("jobs/2026 #7", {"display_name": "Slash Job"})).status_code == 202
+    created = app.post(record("jobs/2026 #7", {"display_name": "Slash Job"}))
+    assert created.status_code == 202
+    assert app.http.get(f"{app.web.url}{created.headers['location']}", timeout=30).json()["app_id"] == "jobs/2026 #7"
     resp = app.status("Customer", requests.utils.quote("jobs/2026 #7", safe=""))
     assert resp.status_code == 200 and resp.json()["app_id"] == "jobs/2026 #7"
 

@@ -38,6 +38,7 @@ import logging
 import math
 import time
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -245,7 +246,8 @@ async def post_records(request: Request) -> Response:
         return JSONResponse({"records": [_row_json(r) for r in results]}, status_code=202)
     first = results[0].row
     return JSONResponse(_row_json(results[0]), status_code=202,
-                        headers={"Location": f"/api/v1/tenants/{tenant}/records/{first.entity}/{first.app_id}"})
+                        headers={"Location": f"/api/v1/tenants/{tenant}/records/{first.entity}/"
+                                             f"{quote(first.app_id, safe='')}"})
 
 
 def record_status(runtime: Runtime, tenant: str, row: OutboxView) -> dict[str, Any]:
