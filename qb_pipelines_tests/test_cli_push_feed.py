@@ -64,6 +64,8 @@ def test_api_keys_are_shown_once_listed_without_the_key_and_revoked(world: World
     keys = json.loads(listed.output)
     assert len(keys) == 2 and {k["name"] for k in keys} == {"field app", None}
     prefix = next(k["prefix"] for k in keys if k["name"] == "field app")
+    assert [k["last_used_at"] is not None for k in keys if k["name"] == "field app"] == [True]  # used above
+    assert [k["last_used_at"] for k in keys if k["name"] is None] == [None]
     assert key.startswith(prefix) and len(prefix) == 12
 
     too_short = world.run("api-keys", "revoke", "acme", "qbk_")
