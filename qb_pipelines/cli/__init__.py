@@ -6,7 +6,10 @@ Everything here is a thin shell, one module per command group:
   :mod:`~qb_pipelines.cli.emulator_control` (the other ``emulator`` subcommands: HTTP clients of
   the emulator's control API, so they drive an emulator started anywhere, by anyone);
 * :mod:`~qb_pipelines.cli.demo` (``demo``: the orchestration lives in :mod:`qb_pipelines.demo`);
-* :mod:`~qb_pipelines.cli.sync` (``sync``: one company landed without Dagster);
+* :mod:`~qb_pipelines.cli.sync` (``sync``: one company landed without Dagster) and
+  :mod:`~qb_pipelines.cli.push` (``push``: one company's outbox pushed without Dagster);
+* :mod:`~qb_pipelines.cli.api_keys` (``api-keys``: the records API's keys) and
+  :mod:`~qb_pipelines.cli.feed` (``feed``: the change feed's signed callback);
 * :mod:`~qb_pipelines.cli.bench` (``bench ingest``: :mod:`qb_pipelines.bench`);
 * :mod:`~qb_pipelines.cli.admin` (``web``, ``users``, ``tenants``, ``connections``, ``keys``).
 
@@ -21,9 +24,12 @@ from __future__ import annotations
 import click
 
 from qb_pipelines.cli.admin import connections, keys, tenants, users, web
+from qb_pipelines.cli.api_keys import api_keys
 from qb_pipelines.cli.bench import bench_group
 from qb_pipelines.cli.demo import demo
 from qb_pipelines.cli.emulator import emulator
+from qb_pipelines.cli.feed import feed
+from qb_pipelines.cli.push import push
 from qb_pipelines.cli.sync import sync
 
 __all__ = ["cli", "main"]
@@ -34,7 +40,8 @@ def cli() -> None:
     """qb_pipelines: a Dagster-native QuickBooks Online integration and its QBO emulator."""
 
 
-for _command in (emulator, demo, sync, bench_group, web, users, tenants, connections, keys):
+for _command in (emulator, demo, sync, push, bench_group, web, users, tenants, connections, keys, api_keys,
+                 feed):
     cli.add_command(_command)
 
 

@@ -24,7 +24,7 @@ from qb_pipelines.qbo.emulator_control import (
     serve_hint,
 )
 
-__all__ = ["control_errors", "echo_json", "load_json_arg", "show", "url_option"]
+__all__ = ["control_errors", "echo_json", "load_json_arg", "runtime_from_env", "show", "url_option"]
 
 
 def echo_json(data: Any) -> None:
@@ -72,3 +72,23 @@ def show(url: str, action: Callable[[EmulatorControl], Any], *, timeout: float |
     """Run ``action`` on a client of the emulator at ``url`` and print its answer as JSON."""
     with control_errors(), EmulatorControl(url, timeout_s=timeout) as control:
         echo_json(action(control))
+
+
+def runtime_from_env(database_url: str | None = None) -> Any:
+    """The integration's runtime from the environment (``--database-url`` overriding ``QB_DATABASE_URL``).
+
+    Raises:
+        click.ClickException: a missing or invalid setting, named with what to put in it.
+    """
+    import os
+
+    from qb_pipelines.config import SettingsError
+    from qb_pipelines.sync.runtime import Runtime
+
+    env = dict(os.environ)
+    if database_url:
+        env["QB_DATABASE_URL"] = database_url
+    try:
+        return Runtime.from_env(env)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None

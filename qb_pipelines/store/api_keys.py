@@ -79,19 +79,21 @@ class ApiKeyStore(Repository):
         """The tenant a presented key belongs to, or ``None`` (unknown, revoked or empty)."""
         if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
-        with self._write() as session:
+        with self._read() as session:
             row = session.execute(
-                sa.select(ApiKey, Tenant.key).join(Tenant, Tenant.id == ApiKey.tenant_id)
+                sa.select(ApiKey.id, ApiKey.last_used_at, Tenant.key).join(Tenant, Tenant.id == ApiKey.tenant_id)
                 .where(ApiKey.key_hash == _hash(key), ApiKey.revoked_at.is_(None))
             ).first()
-            if row is None:
-                return None
-            api_key, tenant_key = row
-            now = self._now()
-            # last use, at most once a minute: a busy API must not write on every call
-            if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
-                api_key.last_used_at = now
-            return str(tenant_key)
+        if row is None:
+            return None
+        key_id, last_used, tenant_key = row
+        now = self._now()
+        # last use, at most once a minute, in its own short write: a busy API must not take the
+        # store's write lock on every call (SQLite has one for the whole database)
+        if last_used is None or (now - last_used).total_seconds() > 60:
+            with self._write() as session:
+                session.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        return str(tenant_key)
 
     def list_for(self, tenant_key: str) -> list[ApiKeyView]:
         """The tenant's keys, newest first."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -232,6 +232,30 @@ class FeedStore(Repository):
                     FeedCallback.enabled.is_(True), newest > FeedCallback.cursor,
                     sa.or_(FeedCallback.next_attempt_at.is_(None), FeedCallback.next_attempt_at <= now))).all()
             return [self._callback_view(key, row) for row, key in rows]
+
+    def claim_callback(self, tenant_key: str, now: datetime, lease: timedelta) -> CallbackView | None:
+        """Take the tenant's callback for one delivery: enabled, due, entries past its cursor, nobody holding it.
+
+        The claim is a lease: ``next_attempt_at`` moves to ``now + lease`` in one conditional
+        UPDATE, so two deliverers (two sensor ticks, the CLI beside Dagster) never post the same
+        entries at once, and a deliverer that dies mid-way frees the callback when the lease ends.
+        :meth:`delivered` and :meth:`delivery_failed` end the lease.
+
+        Returns:
+            The callback as claimed, or ``None`` (off, not due, or held by another deliverer).
+        """
+        table = FeedCallback.__table__
+        with self._write() as session:
+            tenant = self._tenant(session, tenant_key)
+            newest = sa.select(sa.func.max(FEED.c.seq)).where(FEED.c.tenant_id == tenant.id).scalar_subquery()
+            claimed = session.execute(table.update().where(
+                table.c.tenant_id == tenant.id, table.c.enabled.is_(True), newest > table.c.cursor,
+                sa.or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= now),
+            ).values(next_attempt_at=now + lease))
+            if claimed.rowcount != 1:
+                return None
+            row = session.scalars(sa.select(FeedCallback).where(FeedCallback.tenant_id == tenant.id)).one()
+            return self._callback_view(tenant_key, row)
 
     def delivered(self, tenant_key: str, cursor: int) -> None:
         """The app acknowledged everything up to ``cursor``."""

@@ -464,21 +464,69 @@ class Outbox(Repository):
     def resolve(self, row_id: int, payload: dict[str, Any]) -> OutboxView:
         """An admin resolved a review: the row goes with ``payload`` (the values chosen) at the next push.
 
+        The admin decided against QuickBooks' values as the review showed them: those (and their
+        SyncToken, ``review["resolution_base"]`` when the push run recorded them) become the base
+        the next push compares with (``review["resolution"]``), so a field where the admin kept the
+        app's value is written, and only a change made in QuickBooks *after* the review asks again.
+
         Raises:
             LookupError: no such row, or it is not waiting for a review.
         """
+        return self._resolve(row_id, payload=payload, reason="resolved by an admin")
+
+    def choose_match(self, row_id: int, qbo_id: str | None) -> OutboxView:
+        """An admin settled an ambiguous match: link the record to one candidate, or create it anew.
+
+        ``qbo_id`` (one of the review's candidates): the next push links the record to that
+        QuickBooks object (the mapping is recorded, nothing is written, as when the app sends
+        ``qbo_id``). ``None``: the next push creates the record without looking for matches.
+
+        Raises:
+            LookupError: no such row, or it is not waiting on an ambiguous match.
+            ValueError: ``qbo_id`` is not one of the candidates.
+        """
+        found = self.get(row_id)
+        if found is None or found.status != "review" or (found.review or {}).get("kind") != "ambiguous_match":
+            raise LookupError(f"outbox row {row_id} is not waiting on an ambiguous match")
+        if qbo_id is None:
+            return self._resolve(row_id, choice={"create": True},
+                                 reason="an admin chose to create it in QuickBooks (no match)")
+        candidates = {str(c.get("qbo_id")) for c in (found.review or {}).get("candidates") or []}
+        if str(qbo_id) not in candidates:
+            raise ValueError(f"QuickBooks id {qbo_id} is not one of the candidates of outbox row {row_id}")
+        return self._resolve(row_id, choice={"qbo_id": str(qbo_id)}, link_qbo_id=str(qbo_id),
+                             reason=f"an admin linked it to QuickBooks {found.entity.lower()} {qbo_id}")
+
+    def _resolve(self, row_id: int, *, reason: str, payload: dict[str, Any] | None = None,
+                 choice: dict[str, Any] | None = None, link_qbo_id: str | None = None) -> OutboxView:
         with self._write() as session:
             found = session.execute(sa.select(OUTBOX).where(OUTBOX.c.id == row_id)).first()
             if found is None or found._mapping["status"] != "review":
                 raise LookupError(f"outbox row {row_id} is not waiting for a review")
             review = dict(found._mapping["review"] or {})
             review["resolved_at"] = self._now().isoformat()
-            session.execute(OUTBOX.update().where(OUTBOX.c.id == row_id).values(
-                status="pending", payload=payload, review=review, reason="resolved by an admin", attempts=0,
-                next_attempt_at=None, updated_at=self._now()))
+            if review.get("resolution_base"):
+                review["resolution"] = review["resolution_base"]
+            if choice is not None:
+                review["choice"] = choice
+            values: dict[str, Any] = {"status": "pending", "review": review, "reason": reason, "attempts": 0,
+                                      "next_attempt_at": None, "updated_at": self._now()}
+            if payload is not None:
+                values["payload"] = payload
+            if link_qbo_id is not None:
+                values["link_qbo_id"] = link_qbo_id
+            session.execute(OUTBOX.update().where(OUTBOX.c.id == row_id).values(**values))
         view = self.get(row_id)
         assert view is not None
         return view
+
+    def last_synced_at(self, tenant_key: str) -> datetime | None:
+        """When a record of the tenant last reached QuickBooks (the card's "last push")."""
+        with self._read() as session:
+            tenant = self._tenant(session, tenant_key)
+            found = session.execute(sa.select(sa.func.max(OUTBOX.c.synced_at)).where(
+                OUTBOX.c.tenant_id == tenant.id)).scalar_one_or_none()
+            return _aware(found)
 
     def purge_synced(self, older_than: timedelta) -> int:
         """Delete synced, superseded and dropped rows older than ``older_than`` (keeps the table small)."""

@@ -178,14 +178,15 @@ class FeedRecorder:
         else:
             op = "upsert"
         if mapping is not None and op == "upsert":
-            data = self._against_waiting(entity, mapping, data)
+            data = self._against_waiting(entity, mapping, data, token)
             if data is None:
                 return None
         if op == "void" and mapping is not None:
             self.rt.mappings.add(self.tenant, entity, mapping.app_id, qbo_id, self.realm, state="voided")
         return NewEntry(entity, op, qbo_id, data, mapping.app_id if mapping else None, token, _when(obj))
 
-    def _against_waiting(self, entity: str, mapping: MappingView, qbo_data: dict[str, Any]) -> dict[str, Any] | None:
+    def _against_waiting(self, entity: str, mapping: MappingView, qbo_data: dict[str, Any],
+                         sync_token: str) -> dict[str, Any] | None:
         """A QBO change to a record with an app change waiting: the tenant's policy decides what the app hears."""
         waiting = self.rt.outbox.record(self.tenant, entity, mapping.app_id)
         if waiting is None or waiting.op != "upsert" or waiting.status not in ("pending", "retrying", "blocked"):
@@ -206,6 +207,8 @@ class FeedRecorder:
         if policy == conflicts.APP_WINS:
             return {**qbo_data, **{f: waiting.payload.get(f) for f in decision.conflicts}}
         review = decision.review_payload()
+        # what the admin decides against: QuickBooks' values now (see Outbox.resolve)
+        review["resolution_base"] = {"sync_token": sync_token, "qbo": {f: qbo_data[f] for f in fields if f in qbo_data}}
         self.rt.outbox.update([waiting.id], status="review", review=review,
                               reason=f"changed in both the app and QuickBooks ({', '.join(sorted(decision.conflicts))}): "
                                      "choose which values to keep")

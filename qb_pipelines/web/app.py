@@ -5,15 +5,18 @@ The pages live in rooms, one module each, every one exporting a ``routes`` list:
 * :mod:`~qb_pipelines.web.signin`: ``/signin``, ``/signout``, unlocking locked sign-ins;
 * :mod:`~qb_pipelines.web.integrations`: Accounting Integrations (cards, Add tenant, Connect,
   Reconnect, Switch, the OAuth callback, Disconnect);
-* :mod:`~qb_pipelines.web.settings_pages`: the Setup Wizard, Settings, "mappings reviewed".
+* :mod:`~qb_pipelines.web.settings_pages`: the Setup Wizard, Settings, "mappings reviewed";
+* :mod:`~qb_pipelines.web.sync_errors`: the push dashboard (sync errors, review queue, held records).
 
-:data:`ROOMS` lists them; a new room (a records API, a sync-errors dashboard) is a module with a
-``routes`` list added there. Shared helpers (templates, banners, redirects) are in
-:mod:`~qb_pipelines.web.pages`, the card in :mod:`~qb_pipelines.web.cards`, sessions, CSRF and
-roles in :mod:`~qb_pipelines.web.auth`.
+:data:`ROOMS` lists them; a new room is a module with a ``routes`` list added there. Shared
+helpers (templates, banners, redirects) are in :mod:`~qb_pipelines.web.pages`, the card in
+:mod:`~qb_pipelines.web.cards`, sessions, CSRF and roles in :mod:`~qb_pipelines.web.auth`.
 
-``POST /webhooks/quickbooks`` (Intuit's change notifications, :mod:`qb_pipelines.web.webhooks`)
-is answered by a middleware outside the session and CSRF machinery.
+Two doors are for programs, not browsers, and are answered by middlewares outside the session
+and CSRF machinery: ``POST /webhooks/quickbooks`` (Intuit's change notifications,
+:mod:`qb_pipelines.web.webhooks`, authenticated by Intuit's signature) and ``/api/...`` (the
+records API and the change feed, :mod:`qb_pipelines.web.api`, a room of its own served by its
+own small app, authenticated by the tenant's API key).
 
 Every POST carries the session's CSRF token and needs the admin role (:mod:`qb_pipelines.web.auth`).
 A failed live call moves the card to "session expired" or "connection error" instead of a 500.
@@ -37,7 +40,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qb_pipelines.config import SettingsError
 from qb_pipelines.sync.runtime import Runtime
-from qb_pipelines.web import integrations, settings_pages, signin
+from qb_pipelines.web import integrations, settings_pages, signin, sync_errors
+from qb_pipelines.web.api import api_middleware
 from qb_pipelines.web.auth import SessionPolicy
 from qb_pipelines.web.config import WebSettings
 from qb_pipelines.web.pages import HERE, redirect
@@ -46,7 +50,7 @@ from qb_pipelines.web.webhooks import intake_middleware
 log = logging.getLogger(__name__)
 
 #: The rooms of the app, each a module with a ``routes`` list (see the module docstring).
-ROOMS: tuple[ModuleType, ...] = (signin, integrations, settings_pages)
+ROOMS: tuple[ModuleType, ...] = (signin, integrations, settings_pages, sync_errors)
 
 
 async def home(request: Request) -> Response:
@@ -115,6 +119,8 @@ def create_app(settings: WebSettings, runtime: Runtime | None = None) -> Starlet
         # POST /webhooks/quickbooks (qb_pipelines.web.webhooks): answered before the session
         # middleware, because Intuit is not a browser (no cookie, no CSRF; the signature authenticates).
         intake_middleware(settings, runtime),
+        # /api/... (qb_pipelines.web.api): the app's own program, authenticated by its API key.
+        api_middleware(settings, runtime),
         Middleware(
             SessionMiddleware,
             secret_key=settings.session_secret,

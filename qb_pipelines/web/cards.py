@@ -9,7 +9,9 @@ token) and the store's figures:
 * "Reconnect before <date>" when the grant's hard expiry (Intuit's five-year cap on a refresh
   token) is within :data:`HARD_EXPIRY_WARNING`;
 * this month's metered read calls against the read budget (``QB_READ_BUDGET``), with a warning
-  from 80 % (:mod:`qb_pipelines.sync.usage_budget`).
+  from 80 % (:mod:`qb_pipelines.sync.usage_budget`);
+* the push: sync errors, records to review, held records and the last push
+  (:func:`push_summary`), linking to the sync-errors dashboard.
 """
 
 from __future__ import annotations
@@ -89,6 +91,36 @@ def card_of(view: Any, reads: int, *, budget: int = DEFAULT_READ_BUDGET, last_sy
     }
 
 
+#: Outbox statuses the dashboard lists as sync errors (retried automatically, failed, or waiting on one).
+ERROR_STATUSES = ("failed", "retrying", "blocked")
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def push_summary(runtime: Runtime, tenant_key: str) -> dict[str, Any]:
+    """The tenant's push at a glance: sync errors, records to review, held records, the last push.
+
+    Returns:
+        ``errors``, ``review``, ``held``, ``pending`` (counts), ``text`` ("3 sync errors · 2 to
+        review"), ``last_push`` (when a record last reached QuickBooks, "" before the first) and
+        ``any`` (whether the tenant ever sent a record).
+    """
+    counts = runtime.outbox.counts(tenant_key)
+    errors = sum(counts.get(s, 0) for s in ERROR_STATUSES)
+    review, held = counts.get("review", 0), counts.get("held", 0)
+    parts = [_plural(errors, "sync error", "sync errors")]
+    if review:
+        parts.append(f"{review:,} to review")
+    if held:
+        parts.append(f"{held:,} held")
+    return {"errors": errors, "review": review, "held": held,
+            "pending": counts.get("pending", 0) + counts.get("in_flight", 0),
+            "text": " · ".join(parts), "last_push": _when(runtime.outbox.last_synced_at(tenant_key)),
+            "any": bool(counts)}
+
+
 def reads_of(runtime: Runtime, realm_id: str | None) -> int:
     """This month's metered reads of a company (0 before the first connection)."""
     return runtime.usage.reads(realm_id) if realm_id else 0
@@ -98,8 +130,10 @@ def build_card(runtime: Runtime, view: Any, budget: int = DEFAULT_READ_BUDGET) -
     """The card of ``view`` with its figures read from the store (call it in a worker thread)."""
     company = company_of(view)
     last = runtime.sync_runs.latest(company.key) if company is not None else None
-    return card_of(view, reads_of(runtime, view.realm_id), budget=budget, last_sync=last,
+    card = card_of(view, reads_of(runtime, view.realm_id), budget=budget, last_sync=last,
                    now=runtime.sync_runs.now())
+    card["push"] = push_summary(runtime, view.tenant_key)
+    return card
 
 
 def all_cards(runtime: Runtime, budget: int = DEFAULT_READ_BUDGET) -> list[dict[str, Any]]:

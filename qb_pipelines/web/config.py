@@ -16,6 +16,7 @@ is reported by name, with what to put in it (:class:`~qb_pipelines.config.Settin
 | ``QB_SESSION_IDLE_MINUTES`` | sign an admin out after this many minutes without a request (default 60) |
 | ``QB_READ_BUDGET`` | monthly metered read calls allowed per company (default 500,000, Intuit's Builder tier) |
 | ``QBO_WEBHOOK_VERIFIER_TOKEN`` | the Verifier Token of the Intuit app's webhooks; unset: ``POST /webhooks/quickbooks`` answers 503 |
+| ``QB_API_RATE_LIMIT`` | requests per second each records-API key may make, per web worker (default 50, bursts of twice that; ``0``: no limit) |
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class WebSettings(AppSettings):
         read_budget: Monthly metered read calls allowed per company (the card warns from 80 %).
         webhook_verifier_token: Intuit's webhook Verifier Token (developer portal, Webhooks), the
             key of the ``intuit-signature`` HMAC; ``None`` turns webhook intake off (503).
+        api_rate_per_s: Requests per second one records-API key may make (per web worker; bursts
+            of twice that); ``0`` lifts the limit.
     """
 
     session_secret: str = field(default="", repr=False)
@@ -52,6 +55,7 @@ class WebSettings(AppSettings):
     session_idle_s: int = 3600
     read_budget: int = DEFAULT_READ_BUDGET
     webhook_verifier_token: str | None = field(default=None, repr=False)
+    api_rate_per_s: float = 50.0
 
     def app_settings(self) -> AppSettings:
         """The shared part (what the runtime is built from)."""
@@ -86,6 +90,14 @@ class WebSettings(AppSettings):
         idle = (env.get("QB_SESSION_IDLE_MINUTES") or "").strip()
         if idle and (not idle.isdigit() or int(idle) <= 0):
             raise SettingsError(f"QB_SESSION_IDLE_MINUTES={idle!r} is not a positive whole number of minutes.")
+        rate = (env.get("QB_API_RATE_LIMIT") or "").strip()
+        try:
+            api_rate = float(rate) if rate else 50.0
+        except ValueError:
+            api_rate = -1.0
+        if not api_rate >= 0:  # also refuses nan
+            raise SettingsError(f"QB_API_RATE_LIMIT={rate!r} is not a number of requests per second (0: no limit).")
         values = {**app.__dict__, "redirect_uri": redirect_uri}
         return cls(**values, session_secret=secret, https_only=https_only, webhook_verifier_token=verifier,
-                   session_idle_s=int(idle) * 60 if idle else 3600, read_budget=read_budget(env))
+                   session_idle_s=int(idle) * 60 if idle else 3600, read_budget=read_budget(env),
+                   api_rate_per_s=api_rate)

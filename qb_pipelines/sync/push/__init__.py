@@ -31,7 +31,10 @@ __all__ = ["EnqueueResult", "PayloadError", "PushResult", "enqueue", "enqueue_re
 def enqueue_record(conn: Connection | Session, tenant_key: str, record: Record, *,
                    now: datetime | None = None) -> EnqueueResult:
     """Store a validated record (:func:`qb_pipelines.sync.push.contract.validate`) in the outbox."""
-    created = datetime.fromisoformat(record.created_at.replace("Z", "+00:00")) if record.created_at else None
+    try:
+        created = datetime.fromisoformat(record.created_at.replace("Z", "+00:00")) if record.created_at else None
+    except ValueError:
+        raise PayloadError("created_at", "not an ISO 8601 date-time (e.g. 2026-11-02T10:00:00Z)") from None
     if created is not None and created.tzinfo is None:
         raise PayloadError("created_at", "give a time zone (e.g. 2026-11-02T10:00:00Z)")
     return insert_row(conn, tenant_key=tenant_key, entity=record.entity, app_id=record.app_id, version=record.version,

@@ -329,6 +329,16 @@ class _Run:
         token = (resolution or {}).get("sync_token") or mapping.sync_token
         changed = {f for f in _fields(entity)
                    if from_qbo.comparable(row.payload.get(f)) != from_qbo.comparable((base_app or {}).get(f))}
+        if not changed and resolution:
+            # the admin kept QuickBooks' values: nothing to write, but the agreement moves on and
+            # the app must hear the values it now has to adopt
+            try:
+                obj = self.client.read(entity, mapping.qbo_id)
+            except QBOError as exc:
+                self._handle_error(row, exc)
+                return None
+            qbo_now = from_qbo.app_values(entity, obj, self._app_ids())
+            return self._settle(entity, row, mapping, {"app": base_app, "qbo": base_app}, qbo_now, obj, refs)
         if not changed:
             self._synced_noop(row, mapping, "no change to send")
             return None
@@ -362,7 +372,9 @@ class _Run:
             party_field = "vendor_app_id" if entity == "Bill" else "customer_app_id"
             party = "Vendor" if entity == "Bill" else "Customer"
             party_ids = {rid: refs.get((party, str(r.payload.get(party_field)))) for rid, r in rows.items()}
-        found = match.find(self.client, entity, {rid: r.payload for rid, r in rows.items()}, party_ids)
+        # an admin settled an ambiguous match with "create new": no lookup for those
+        lookups = {rid: r.payload for rid, r in rows.items() if not ((r.review or {}).get("choice") or {}).get("create")}
+        found = match.find(self.client, entity, lookups, party_ids) if lookups else {}
         items = []
         for rid, row in rows.items():
             candidates = found.get(rid) or []
