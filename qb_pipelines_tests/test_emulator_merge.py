@@ -25,8 +25,8 @@ from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.client import QBOClient
 from qb_pipelines.qbo.emulator_control import EmulatorControl, EmulatorControlTokens
 from qb_pipelines.qbo.environments import environment
-from qb_pipelines.store.db import make_engine
-from qb_pipelines.store.warehouse import WarehouseWriter, create_tables, tables_for
+from qb_pipelines.store.db import make_engine, migrate
+from qb_pipelines.store.warehouse import WarehouseWriter, tables_for
 from qb_pipelines.sync.ingest import MODE_INCREMENTAL, land
 from qb_pipelines_tests.databases import throwaway_database
 from qb_pipelines_tests.emulator_client import QBOTestClient, connect, control
@@ -165,7 +165,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     with throwaway_database(request.param, tmp_path_factory.mktemp("merge")) as url:
         engine = make_engine(url)
         try:
-            create_tables(engine)
+            migrate(engine)  # the warehouse and the company locks landing takes
             yield engine
         finally:
             engine.dispose()
