@@ -72,7 +72,7 @@ def definitions_snapshot(defs: dg.Definitions) -> dict[str, Any]:
                           "default_status": s.default_status.value} for s in repo.schedule_defs}
     sensors = {s.name: {"minimum_interval_seconds": s.minimum_interval_seconds,
                         "default_status": s.default_status.value,
-                        "jobs": sorted(t.job_name for t in s.targets) if s.has_jobs else []}
+                        "jobs": sorted(t.job_name for t in s.targets)}  # by object or by name (job_name=)
                for s in repo.sensor_defs}
     return {
         "assets": assets,

@@ -52,7 +52,8 @@ def write_demo_instance(dagster_home: Path, *, dequeue_interval_s: int | None = 
     if dequeue_interval_s is not None:
         text += f"  config:\n    dequeue_interval_seconds: {int(dequeue_interval_s)}\n"
     text += "concurrency:\n  runs:\n    tag_concurrency_limits:\n"
-    for tag in ("qbo/company", "qbo/company-push"):
+    # ... and one feed delivery at a time per tenant (qbo/feed-tenant)
+    for tag in ("qbo/company", "qbo/company-push", "qbo/feed-tenant"):
         text += f"      - key: {tag}\n        value:\n          applyLimitPerUniqueValue: true\n        limit: 1\n"
     # a run whose process died (kill -9) is failed after its max runtime, as in ../dagster.yaml,
     # so the next push of its company can start and resume its in-flight batches

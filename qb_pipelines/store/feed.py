@@ -12,7 +12,7 @@ days catches up from its cursor without gaps or duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -164,6 +164,26 @@ class FeedStore(Repository):
             found = session.execute(sa.select(FEED.c.seq).where(
                 FEED.c.tenant_id == tenant.id, FEED.c.entity == entity, FEED.c.qbo_id == qbo_id).limit(1)).first()
             return found is not None
+
+    def latest_by_qbo_ids(self, tenant_key: str, entity: str, qbo_ids: Iterable[str], *,
+                          chunk: int = 500) -> dict[str, FeedChange]:
+        """The newest entry told of each of these objects, by QBO id (objects never told are absent).
+
+        What the app was last told of a document (its balance, its status) when the app is
+        reconciled against QuickBooks.
+        """
+        wanted = sorted({str(q) for q in qbo_ids})
+        out: dict[str, FeedChange] = {}
+        with self._read() as session:
+            tenant = self._tenant(session, tenant_key)
+            for start in range(0, len(wanted), chunk):
+                rows = session.execute(sa.select(FEED).where(
+                    FEED.c.tenant_id == tenant.id, FEED.c.entity == entity,
+                    FEED.c.qbo_id.in_(wanted[start:start + chunk])).order_by(FEED.c.seq.desc())).all()
+                for row in rows:
+                    change = _change(row)
+                    out.setdefault(change.qbo_id, change)
+        return out
 
     # -- callbacks -----------------------------------------------------------------------------
 

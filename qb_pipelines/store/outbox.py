@@ -312,6 +312,24 @@ class Outbox(Repository):
                 (OUTBOX.c.status == "in_flight") | (OUTBOX.c.status.in_(ACTIONABLE) & due))
             return self._select(session, where, limit=limit)
 
+    def latest_by_app_ids(self, tenant_key: str, entity: str, app_ids: Iterable[str], *,
+                          chunk: int = 500) -> dict[str, OutboxView]:
+        """The latest version's row of each of these records, by app id (records never sent are absent).
+
+        What the app-against-QuickBooks reconciliation reads for every mapped record: whether the
+        app's last word on it was a removal, or a change still on its way.
+        """
+        wanted = sorted({str(a) for a in app_ids})
+        out: dict[str, OutboxView] = {}
+        with self._read() as session:
+            tenant = self._tenant(session, tenant_key)
+            for start in range(0, len(wanted), chunk):
+                where = ((OUTBOX.c.tenant_id == tenant.id) & (OUTBOX.c.entity == entity)
+                         & OUTBOX.c.app_id.in_(wanted[start:start + chunk]))
+                for row in self._select(session, where, order=(OUTBOX.c.app_id, OUTBOX.c.version.desc())):
+                    out.setdefault(row.app_id, row)
+        return out
+
     def by_requestid(self, requestid: str) -> list[OutboxView]:
         """Every row a batch call carried (whatever became of each), by its requestid."""
         with self._read() as session:
