@@ -83,7 +83,6 @@ JWE_HEADER = "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0"
 MIN_BEARER_LEN, MAX_BEARER_LEN = 20, 4096
 
 
-
 class OAuthError(Exception):
     """An OAuth error answer from the token or revoke endpoint: ``{"error", "error_description"}``."""
 
@@ -142,7 +141,6 @@ def with_query(url: str, params: dict[str, str]) -> str:
 
 def hash_password(password: str, salt: str) -> str:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 10_000).hex()
-
 
 
 class OAuthRoom:

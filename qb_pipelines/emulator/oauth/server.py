@@ -86,7 +86,6 @@ CREATE INDEX IF NOT EXISTS oauth_tokens_grant ON oauth_tokens (grant_id, kind);
 """
 
 
-
 class OAuthServer(AuthorizePages, TokenEndpoints, ControlAPI, Grants, Keys, Directory):
     """Intuit's OAuth 2.0 / OpenID Connect server for one emulator.
 

@@ -32,7 +32,6 @@ class Stop(Exception):
     """The connection failed mid-run; the rows wait with this reason."""
 
 
-
 class RunState:
     """What one run knows, and the only ways its rows change status."""
 
