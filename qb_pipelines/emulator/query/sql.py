@@ -1,7 +1,8 @@
 """Compiling WHERE and ORDER BY to SQL over the ``objects`` table (Id, times, Active, JSON paths).
 
 Values are coerced as QBO does (instants for MetaData times, numbers, booleans, numeric Ids);
-unsupported operators are 4001 faults. Pure: builds SQL and parameters, runs nothing.
+unsupported operators are 4001 faults. Builds SQL and parameters and runs none of it; resolving
+a property may read stored bodies (:mod:`.names`).
 """
 
 from __future__ import annotations
