@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from qb_pipelines.cli.common import echo_json
+from qb_pipelines.cli.common import announce_store, echo_json, runtime_from_env
 
 __all__ = ["connections", "keys", "tenants", "users", "web"]
 
@@ -19,6 +19,7 @@ def _store_session_factory() -> Any:
     """The integration store (``QB_DATABASE_URL``), migrated to the latest schema."""
     from qb_pipelines.store.db import make_engine, migrate, session_factory
 
+    announce_store()
     engine = make_engine()
     migrate(engine)
     return session_factory(engine)
@@ -26,13 +27,7 @@ def _store_session_factory() -> Any:
 
 def _runtime() -> Any:
     """The integration's runtime from the environment, or one clear line naming the missing setting."""
-    from qb_pipelines.config import SettingsError
-    from qb_pipelines.sync.runtime import Runtime
-
-    try:
-        return Runtime.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    return runtime_from_env()
 
 
 @click.command()
@@ -43,6 +38,7 @@ def web(host: str, port: int) -> None:
     from qb_pipelines.config import SettingsError
     from qb_pipelines.web.app import serve
 
+    announce_store()
     try:
         serve(host, port)
     except SettingsError as exc:
@@ -141,6 +137,8 @@ def connections_refresh(within_minutes: int) -> None:
     with _runtime() as runtime:
         summary = refresh_due(runtime.connections, runtime.oauth, timedelta(minutes=within_minutes))
     echo_json(summary.as_dict())
+    for tenant, reason in summary.errors.items():
+        click.echo(f"tenant {tenant}: {reason}", err=True)
     if summary.errors:
         raise SystemExit(1)
 

@@ -36,6 +36,7 @@ import requests
 from qb_pipelines.qbo.client import MemoryTokenSource, QBOClient, TokenSource
 from qb_pipelines.qbo.errors import AuthenticationError, AuthorizationError, InvalidGrantError, QBOError
 from qb_pipelines.qbo.oauth import IntuitOAuth
+from qb_pipelines.store.connection_state import UnreadableTokenError
 from qb_pipelines.store.connections import ConnectionState, ConnectionStore, ConnectionUnavailableError
 
 log = logging.getLogger(__name__)
@@ -375,6 +376,9 @@ def refresh_due(
                 summary.refreshed.append(tenant)
         except InvalidGrantError:
             summary.expired.append(tenant)
+        except UnreadableTokenError as exc:  # the token source marked it connection_error
+            log.warning("refreshing tenant %s failed: %s", tenant, exc.message)
+            summary.errors[tenant] = f"{exc.message}. Next: {exc.hint}."
         except (QBOError, requests.RequestException) as exc:
             reason = _describe_any(exc)
             log.warning("refreshing tenant %s failed: %s", tenant, reason)
