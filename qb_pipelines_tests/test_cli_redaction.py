@@ -85,7 +85,7 @@ def test_dagster_log_messages_are_redacted(emulator: RunningEmulator) -> None:
     build_defs()
 
     @dg.op
-    def leaky(context) -> None:  # noqa: ANN001 (Dagster reads the annotation; strings are refused)
+    def leaky(context) -> None:  # unannotated: Dagster refuses a string annotation (future import)
         context.log.warning(f"refresh failed with {refresh}; header was Bearer {access}")
 
     @dg.job

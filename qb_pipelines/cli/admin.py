@@ -137,8 +137,10 @@ def connections_refresh(within_minutes: int) -> None:
     with _runtime() as runtime:
         summary = refresh_due(runtime.connections, runtime.oauth, timedelta(minutes=within_minutes))
     echo_json(summary.as_dict())
+    from qb_pipelines.qbo.redact import redact
+
     for tenant, reason in summary.errors.items():
-        click.echo(f"tenant {tenant}: {reason}", err=True)
+        click.echo(redact(f"tenant {tenant}: {reason}"), err=True)
     if summary.errors:
         raise SystemExit(1)
 
