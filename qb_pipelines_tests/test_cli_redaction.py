@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import dagster as dg
 from click.testing import CliRunner
@@ -14,7 +15,8 @@ from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.errors import AuthenticationError
 from qb_pipelines.qbo.redact import REDACTED, RedactingFilter, install_redaction, redact
 from qb_pipelines.sync.runs import describe_failure
-from qb_pipelines_tests.harness import new_company
+from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines_tests.harness import emulator_settings, new_company
 
 
 def _real_tokens(emulator: RunningEmulator) -> tuple[str, str]:
@@ -99,3 +101,36 @@ def test_dagster_log_messages_are_redacted(emulator: RunningEmulator) -> None:
     warned = [m for m in messages if "refresh failed with" in m]
     assert warned and all(access not in m and refresh not in m for m in messages)
     assert REDACTED in warned[0]
+
+
+def test_error_records_shown_to_users_keep_no_token(emulator: RunningEmulator, tmp_path: Path) -> None:
+    """Push errors (sync-errors dashboard, records API), feed delivery errors and sync runs (the card)."""
+    from datetime import timedelta
+
+    from qb_pipelines.sync.push import enqueue
+    from qb_pipelines.sync.runs import recorded_landing
+
+    access, refresh = _real_tokens(emulator)
+    with Runtime(emulator_settings(f"sqlite:///{tmp_path / 'store.sqlite'}", emulator)) as runtime:
+        runtime.tenants.ensure_tenant("acme", "Acme")
+        with runtime.engine.begin() as conn:
+            row = enqueue(conn, "acme", entity="Customer", app_id="c-1", version=1, data={"display_name": "Ann"}).row
+        runtime.outbox.update([row.id], status="failed", error_message=f"401 Token expired: {access}",
+                              next_step=f"retry with refresh_token={refresh}")
+        stored = runtime.outbox.get(row.id)
+        assert access not in (stored.error_message or "") and refresh not in (stored.next_step or "")
+        assert REDACTED in (stored.error_message or "")
+
+        runtime.feed.set_callback("acme", "https://app.example.com/hook", "s" * 32)
+        runtime.feed.delivery_failed("acme", f"POST failed: Authorization: Bearer {access}",
+                                     runtime.sync_runs.now() + timedelta(minutes=1))
+        assert access not in (runtime.feed.callback("acme").last_error or "")
+
+        try:
+            with recorded_landing(runtime.sync_runs, "acme-1", source="cli", mode="incremental"):
+                raise AuthenticationError(f"Token expired: {access}", status=401)
+        except AuthenticationError:
+            pass
+        with runtime.engine.connect() as db:
+            errors = [r[0] for r in db.exec_driver_sql("SELECT error FROM qb_sync_runs")]
+        assert errors and all(access not in (e or "") for e in errors)
