@@ -134,3 +134,17 @@ def test_error_records_shown_to_users_keep_no_token(emulator: RunningEmulator, t
         with runtime.engine.connect() as db:
             errors = [r[0] for r in db.exec_driver_sql("SELECT error FROM qb_sync_runs")]
         assert errors and all(access not in (e or "") for e in errors)
+
+
+def test_web_banners_and_toasts_keep_no_token(emulator: RunningEmulator) -> None:
+    """A banner quoting QuickBooks' answer (Connection Failed, sync errors) is queued without the token."""
+    from starlette.requests import Request
+
+    from qb_pipelines.web.pages import failed, flash
+
+    access, refresh = _real_tokens(emulator)
+    request = Request({"type": "http", "session": {}})
+    failed(request, f"QuickBooks answered 401 for Bearer {access}")
+    flash(request, toast=f"refresh_token={refresh} rotated")
+    queued = str(request.session)
+    assert access not in queued and refresh not in queued and REDACTED in queued
