@@ -227,7 +227,7 @@ class _RssSampler:
 
 
 def _run_processes(daemon_pid: int) -> Callable[[], list[Any]]:
-    """The Dagster run processes under the daemon (``dagster api execute_run``)."""
+    """The Dagster run processes under the daemon (``dagster api execute_run`` or multiprocessing workers)."""
     import psutil
 
     def pick() -> list[Any]:
@@ -238,7 +238,8 @@ def _run_processes(daemon_pid: int) -> Callable[[], list[Any]]:
         out = []
         for child in children:
             with contextlib.suppress(psutil.Error):
-                if "execute_run" in " ".join(child.cmdline()):
+                command = " ".join(child.cmdline())
+                if "execute_run" in command or "spawn_main" in command:  # a run worker (dagster api or multiprocessing)
                     out.append(child)
         return out
 
