@@ -76,6 +76,7 @@ from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.devtools.services import run_daemon_process, run_dagster_webserver_process, run_web_process
 from qb_pipelines.qbo.emulator_control import EmulatorControl
 from qb_pipelines.qbo.ratelimit import CompanyRateLimiter, set_limiter
+from qb_pipelines.store.db import normalize_url
 
 __all__ = ["run"]
 
@@ -98,7 +99,7 @@ def _fresh_database(database_url: str | None, root: Path, out: Out) -> Iterator[
     if database_url is None:
         yield f"sqlite:///{(root / 'qb_pipelines.sqlite').resolve()}"
         return
-    url = sa.make_url(database_url)
+    url = normalize_url(database_url)
     if not url.drivername.startswith("postgresql"):
         raise DemoError(f"--database-url: give a PostgreSQL URL (postgresql://...), not {url.drivername}; "
                         "or leave it out for a temporary SQLite store")
