@@ -36,6 +36,7 @@ PUSH_KEYS = ("objects", "objects_per_min", "throttled", "duplicates", "unthrottl
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # a dozen processes (webserver, daemon, runs) on a shared 2-core machine
 def test_push_bench_pushes_every_record_once_without_echoes_and_prints_the_issue_keys() -> None:
     result = CliRunner().invoke(cli, ["bench", "push", "--invoices", "6", "--latency-samples", "2",
                                       "--feed-samples", "2"], catch_exceptions=False)
