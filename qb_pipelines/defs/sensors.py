@@ -30,6 +30,13 @@ from qb_pipelines.defs.partitions import (
 )
 from qb_pipelines.defs.reports import report_asset_key
 from qb_pipelines.defs.resources import QBOConnectionResource
+from qb_pipelines.defs.run_coordinator import (
+    BULK_PRIORITY,
+    BULK_TAG,
+    PRIORITY_TAG,
+    REPORTS_COMPANY_TAG,
+    URGENT_PRIORITY,
+)
 from qb_pipelines.qbo import registry
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.companies import keys as company_keys
@@ -97,7 +104,9 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
             asset_selection=[entity_asset_key(e) for e in sorted(touched[key])],
             # webhooks are hints: land the change, leave the (QBO-reading) checks to the backstop
             asset_check_keys=[],
-            tags={COMPANY_TAG: key, "qbo/trigger": "webhook", "qbo/entities": ",".join(sorted(touched[key]))},
+            # served before bulk work: the queue launches the highest dagster/priority first
+            tags={COMPANY_TAG: key, "qbo/trigger": "webhook", "qbo/entities": ",".join(sorted(touched[key])),
+                  PRIORITY_TAG: str(URGENT_PRIORITY)},
         )
         for key in sorted(touched)
     ]
@@ -168,7 +177,9 @@ def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
         dg.RunRequest(
             run_key=f"reports:{company}:{month}:{run_id}",
             partition_key=report_partition_key(company, month),
-            tags={COMPANY_TAG: company, "qbo/trigger": "touched_month", "qbo/month": month},
+            # reports have their own per-company limit (a landing never waits for them) and are bulk
+            tags={REPORTS_COMPANY_TAG: company, "qbo/trigger": "touched_month", "qbo/month": month,
+                  PRIORITY_TAG: str(BULK_PRIORITY), BULK_TAG: "true"},
         )
         for (company, month), (run_id, landed_at) in sorted(months.items())
         if not _reports_fresh(context.instance, report_partition_key(company, month), landed_at)
