@@ -16,6 +16,7 @@ import pytest
 from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, report_partition_key
 from qb_pipelines.defs.reports import report_asset_key
+from qb_pipelines.defs.run_coordinator import BULK_PRIORITY, BULK_TAG, PRIORITY_TAG, REPORTS_COMPANY_TAG, URGENT_PRIORITY
 from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
 from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
 from qb_pipelines.qbo.oauth import TokenSet
@@ -108,6 +109,7 @@ def test_webhook_sensor_turns_inbox_events_into_one_targeted_run_per_company(wor
     assert set(runs[k1].asset_selection) == {entity_asset_key("Invoice"), entity_asset_key("Customer")}
     assert runs[k2].asset_selection == [entity_asset_key("Payment")]
     assert runs[k1].tags[COMPANY_TAG] == k1 and runs[k1].tags["qbo/trigger"] == "webhook"
+    assert runs[k1].tags[PRIORITY_TAG] == str(URGENT_PRIORITY)  # served before bulk work
     assert runs[k1].run_key and runs[k1].run_key != runs[k2].run_key
     assert result.cursor == str(world.inbox.latest_seq())
     # the company without a partition gets one in the same tick, so its run can launch
@@ -162,7 +164,9 @@ def test_report_sensor_requests_the_months_a_sync_touched(world: World) -> None:
     result = world.sensor(qbo_report_refresh_sensor)
     keys = {str(r.partition_key) for r in result.run_requests}
     assert keys == {f"{key}|2026-03", f"{key}|2026-10"}  # months before the partitions start are ignored
-    assert all(r.tags[COMPANY_TAG] == key for r in result.run_requests)
+    # reports have their own per-company limit (a landing never waits for them), and are bulk work
+    assert all(r.tags[REPORTS_COMPANY_TAG] == key and COMPANY_TAG not in r.tags for r in result.run_requests)
+    assert all(r.tags[PRIORITY_TAG] == str(BULK_PRIORITY) and r.tags[BULK_TAG] == "true" for r in result.run_requests)
     assert not world.sensor(qbo_report_refresh_sensor, cursor=result.cursor).run_requests
 
 
