@@ -16,7 +16,13 @@ import pytest
 from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, report_partition_key
 from qb_pipelines.defs.reports import report_asset_key
-from qb_pipelines.defs.run_coordinator import BULK_PRIORITY, BULK_TAG, PRIORITY_TAG, REPORTS_COMPANY_TAG, URGENT_PRIORITY
+from qb_pipelines.defs.run_coordinator import (
+    BULK_PRIORITY,
+    BULK_TAG,
+    PRIORITY_TAG,
+    REPORTS_COMPANY_TAG,
+    URGENT_PRIORITY,
+)
 from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
 from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
 from qb_pipelines.qbo.oauth import TokenSet
