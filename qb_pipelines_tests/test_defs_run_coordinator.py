@@ -22,7 +22,12 @@ from pathlib import Path
 import dagster as dg
 
 from qb_pipelines.defs.assets import entity_asset_key
-from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, qbo_company_month_partitions, report_partition_key
+from qb_pipelines.defs.partitions import (
+    QBO_COMPANY_PARTITIONS_NAME,
+    QBO_REPORT_MONTHS_NAME,
+    qbo_company_month_partitions,
+    report_partition_key,
+)
 from qb_pipelines.defs.reports import REPORT_ASSETS
 from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.defs.run_coordinator import (
@@ -98,6 +103,7 @@ def test_runs_launched_from_the_ui_get_their_company_tag_and_the_poll_schedule_s
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert isinstance(instance.run_coordinator, CompanyRunCoordinator)
             busy, reporting, idle = (_connect(qbo, instance) for _ in range(3))
+            instance.add_dynamic_partitions(QBO_REPORT_MONTHS_NAME, ["2026-03"])
 
             def poll() -> set[str]:
                 ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC),
