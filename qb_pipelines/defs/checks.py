@@ -13,7 +13,9 @@ On each landed entity (``qbo/<entity>``, company partitions):
   codes, line amounts that add up to the totals).
 
 These read QuickBooks page by page (as many calls as a full load), so the incremental job leaves
-them out; the daily backstop job and the UI run them. Completeness and totals of an entity
+them out; the daily backstop job and the UI run them. They are partitioned by company like their
+assets: each result is recorded against its company's partition, and says the company in its
+metadata (``company``) and at the head of its description. Completeness and totals of an entity
 share one pass over its pages.
 
 On the reports (``qbo/report/<report>``, company x month partitions), **blocking**: a report that

@@ -22,12 +22,14 @@ class LoadSummary:
         checks: ``"<asset>:<check>[@month]"`` -> passed.
         failures: what did not land or did not pass, in words.
         seconds: wall time.
+        months: the months the landing touched (``YYYY-MM``): where the books have transactions.
     """
 
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: dict[str, int] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    months: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -89,6 +91,7 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
                                     "updated": meta.get("rows_updated", 0), "api_calls": meta.get("api_calls", 0)}
         listed = meta.get("touched_months") or []
         months |= set(json.loads(listed) if isinstance(listed, str) else listed)
+    summary.months = sorted(months)
     missing = [e.name for e in registry.ENTITIES if e.name not in summary.entities]
     if not result.success:
         summary.failures.append(f"the landing run {result.run_id} failed: {_run_failure(result)}")
