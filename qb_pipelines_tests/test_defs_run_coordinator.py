@@ -55,6 +55,7 @@ from qb_pipelines.qbo.webhooks import WebhookEvent
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.webhook_inbox import delivery_sha
 from qb_pipelines.sync.companies import company_key
+from qb_pipelines_tests.run_queue import RECORDING_LAUNCHER, dequeue_runs, finish_run, submit_run
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "qb_pipelines.definitions"
@@ -169,30 +170,6 @@ def test_company_tags_for_reports_ranges_pushes_tagged_and_foreign_runs() -> Non
     assert company_tags(_run("__ASSET_JOB", {"dagster/partition": "2026-03"}, {dg.AssetKey(["payroll"])})) == {}
 
 
-def _submit(instance: dg.DagsterInstance, job: str, tags: dict[str, str],
-            assets: set[dg.AssetKey] | None = None) -> dg.DagsterRun:
-    """Create a run and hand it to the instance's run coordinator, as the UI, a sensor or a backfill does."""
-    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-    from dagster._core.test_utils import create_run_for_test
-
-    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(LOCATION), "__repository__"), job)
-    run = create_run_for_test(instance, job_name=job, tags=tags, status=dg.DagsterRunStatus.NOT_STARTED,
-                              asset_selection=frozenset(assets) if assets else None, remote_job_origin=origin)
-    return instance.run_coordinator.submit_run(dg.SubmitRunContext(run, workspace=None))  # type: ignore[arg-type]
-
-
-def _dequeue(instance: dg.DagsterInstance) -> list[str]:
-    """One pass of the daemon's run queue (Dagster's own), returning the run ids it launched, in order."""
-    from dagster._core.test_utils import create_test_daemon_workspace_context
-    from dagster._core.workspace.load_target import EmptyWorkspaceTarget
-    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
-
-    before = len(instance.run_launcher.queue())
-    with create_test_daemon_workspace_context(EmptyWorkspaceTarget(), instance) as context:
-        list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(context))
-    return [run.run_id for run in instance.run_launcher.queue()[before:]]
-
-
 def test_a_webhook_run_is_dequeued_before_a_queue_full_of_bulk_runs(tmp_path: Path) -> None:
     """Issue 10 §7: during "Materialize all", a webhook's run waited 527 s behind 38 bulk runs.
 
@@ -202,7 +179,7 @@ def test_a_webhook_run_is_dequeued_before_a_queue_full_of_bulk_runs(tmp_path: Pa
     """
     home = write_demo_instance(tmp_path / "dagster_home")
     with (home / "dagster.yaml").open("a") as config:
-        config.write("run_launcher:\n  module: dagster._core.test_utils\n  class: MockedRunLauncher\n")
+        config.write(RECORDING_LAUNCHER)
     env = {"QB_DATABASE_URL": f"sqlite:///{tmp_path / 'qb.sqlite'}", "QB_FERNET_KEY": generate_key()}
     qbo = QBOConnectionResource(database_url=env["QB_DATABASE_URL"], fernet_key=env["QB_FERNET_KEY"],
                                 client_id="emulator-client-id", client_secret="emulator-client-secret",
@@ -216,12 +193,12 @@ def test_a_webhook_run_is_dequeued_before_a_queue_full_of_bulk_runs(tmp_path: Pa
             # backfill of its months) and one landing run, as the backfill daemon submits them
             bulk = []
             for company in companies:
-                bulk.append(_submit(instance, "__ASSET_JOB", {
+                bulk.append(submit_run(instance, "__ASSET_JOB", {
                     "dagster/backfill": "materializeall",
                     "dagster/asset_partition_range_start": str(report_partition_key(company, "2024-01")),
                     "dagster/asset_partition_range_end": str(report_partition_key(company, "2026-12"))}, reports))
             for company in companies:
-                bulk.append(_submit(instance, "__ASSET_JOB", {"dagster/backfill": "materializeall",
+                bulk.append(submit_run(instance, "__ASSET_JOB", {"dagster/backfill": "materializeall",
                                                               "dagster/partition": company}, raw))
             for run in bulk:
                 assert run.status == dg.DagsterRunStatus.QUEUED
@@ -235,12 +212,12 @@ def test_a_webhook_run_is_dequeued_before_a_queue_full_of_bulk_runs(tmp_path: Pa
             with dg.build_sensor_context(instance=instance, resources={"qbo": qbo}) as ctx:
                 sensed = qbo_webhook_sensor(ctx)
             (request,) = sensed.run_requests
-            webhook = _submit(instance, "qbo_incremental_job", dict(request.tags), set(request.asset_selection))
+            webhook = submit_run(instance, "qbo_incremental_job", dict(request.tags), set(request.asset_selection))
             assert webhook.tags[PRIORITY_TAG] == "10"
 
             # the queue launches the webhook's run first, then one bulk run only (the demo's cap of
             # bulk runs), so run slots stay free for the next webhook
-            launched = _dequeue(instance)
+            launched = dequeue_runs(instance)
             assert launched[0] == webhook.run_id
             assert launched[1:] == [bulk[0].run_id]  # first in, first out among bulk runs
             assert DEMO_MAX_BULK_RUNS == 1 < DEMO_MAX_CONCURRENT_RUNS
@@ -248,16 +225,13 @@ def test_a_webhook_run_is_dequeued_before_a_queue_full_of_bulk_runs(tmp_path: Pa
             # the webhook's run lands the change and ends; a second change of the company whose
             # reports are still running: a report run holds no landing slot, so this webhook's run
             # is launched at once too, past the bulk runs waiting
-            from dagster._core.events import DagsterEvent, DagsterEventType
-
-            instance.report_dagster_event(DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value,
-                                                       job_name=webhook.job_name), run_id=webhook.run_id)
+            finish_run(instance, webhook)
             event = WebhookEvent(realm, "Customer", "7", "Update", datetime.now(UTC).isoformat(), event_id="ev-2")
             qbo.runtime().inbox.add_events([event], delivery_sha=delivery_sha(b"delivery-2"))
             with dg.build_sensor_context(instance=instance, cursor=sensed.cursor, resources={"qbo": qbo}) as ctx:
                 (request,) = qbo_webhook_sensor(ctx).run_requests
-            second = _submit(instance, "qbo_incremental_job", dict(request.tags), set(request.asset_selection))
-            assert _dequeue(instance) == [second.run_id]
+            second = submit_run(instance, "qbo_incremental_job", dict(request.tags), set(request.asset_selection))
+            assert dequeue_runs(instance) == [second.run_id]
             waiting = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
             assert {r.run_id for r in waiting} == {r.run_id for r in bulk[1:]}
     finally:
