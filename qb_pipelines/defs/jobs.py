@@ -4,7 +4,7 @@
 ``qbo_incremental_job``         land changes (CDC) for one company; no checks (they cost a full read)
 ``qbo_full_refresh_job``        re-read every object of one company (finds hard deletes), with checks
 ``qbo_daily_backstop_job``      incremental landing followed by every entity check, one company
-``qbo_reports_job``             every report of one (company, month), with their blocking checks
+``qbo_reports_job``             every report of (company, month) partitions (a range: one run), blocking checks
 ``qbo_token_refresh_job``       refresh tokens about to lapse; mark refused ones "session expired"
 ``qbo_push_job``                push one company's outbox to QuickBooks (defined in ``defs/push.py``)
 =============================== ==================================================================
