@@ -402,6 +402,12 @@ class DagsterStack:
 
         self.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
 
+    def add_report_months(self, *months: str) -> None:
+        """Add report month partitions (``YYYY-MM``), as the report sensor's request does."""
+        from qb_pipelines.defs.partitions import QBO_REPORT_MONTHS_NAME
+
+        self.instance.add_dynamic_partitions(QBO_REPORT_MONTHS_NAME, list(months))
+
     def connect(self, **kwargs: Any) -> Connected:
         """:func:`connect_company` in the stack's emulator and runtime, the company's partition added."""
         assert self.emulator is not None, "this stack has no emulator to connect a company in"

@@ -64,6 +64,8 @@ def definitions_snapshot(defs: dg.Definitions) -> dict[str, Any]:
         node = graph.get(key)
         assets[key.to_user_string()] = {"group": node.group_name, "kinds": sorted(node.kinds),
                                         "partitions": _partitions(node.partitions_def)}
+        if node.backfill_policy is not None:  # e.g. single_run: a backfill is one run, not one per partition
+            assets[key.to_user_string()]["backfill"] = node.backfill_policy.policy_type.value.lower()
     checks: dict[str, list[str]] = {}
     for check in graph.asset_check_keys:
         blocking = " (blocking)" if graph.get_check_spec(check).blocking else ""

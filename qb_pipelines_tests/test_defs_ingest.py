@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from qb_pipelines.defs.assets import entity_asset_key, qbo_raw_entities
 from qb_pipelines.defs.checks import REPORT_CHECKS, qbo_entity_checks
 from qb_pipelines.defs.jobs import qbo_full_refresh_job, qbo_token_refresh_job
-from qb_pipelines.defs.partitions import REPORT_MONTHS_START, report_partition_key
+from qb_pipelines.defs.partitions import report_partition_key
 from qb_pipelines.defs.reports import REPORT_ASSETS, report_asset_key
 from qb_pipelines.emulator.seed import seed_demo_company
 from qb_pipelines.emulator.server import RunningEmulator
@@ -139,6 +139,7 @@ def test_checks_pass_on_a_faithful_load_and_name_the_tampered_ids(sqlite_env: Da
 
     # Reports of the current month, with their blocking checks: all agree with the landed books.
     month = co.month  # the company's month (its time zone), not the machine's
+    env.add_report_months(month)
     reports = dg.materialize([*REPORT_ASSETS, *REPORT_CHECKS], partition_key=str(report_partition_key(key, month)),
                              resources=env.resources, instance=env.instance)
     assert reports.success
@@ -208,6 +209,7 @@ def test_token_refresh_job_refreshes_connections_about_to_lapse(sqlite_env: Dags
 
 
 def _reports(env: DagsterStack, key: str, month: str) -> dg.ExecuteInProcessResult:
+    env.add_report_months(month)
     return dg.materialize([*REPORT_ASSETS, *REPORT_CHECKS], partition_key=str(report_partition_key(key, month)),
                           resources=env.resources, instance=env.instance, raise_on_error=False)
 
@@ -219,14 +221,14 @@ def test_payables_and_general_ledger_report_assets_and_their_blocking_checks(sql
     assert _materialize(env, key).success
 
     # before the books start: the general ledger is empty, lands as no row, and checks as empty
-    first = REPORT_MONTHS_START  # the first report month, before the demo's year of books
+    first = "2024-01"  # a report month before the demo's year of books
     early = _reports(env, key, first)
     assert early.success
     mats = {e.materialization.asset_key: e.materialization for e in early.get_asset_materialization_events()}
     assert mats[report_asset_key("GeneralLedger")].metadata["rows_inserted"].value == 0
     checks = {e.check_name: e for e in early.get_asset_check_evaluations()}
     assert checks["general_ledger"].passed, checks["general_ledger"].description
-    assert checks["general_ledger"].description.startswith(f"general ledger {first}-01..")
+    assert checks["general_ledger"].description.startswith(f"{key}: general ledger {first}-01..")
     assert checks["payables"].passed and checks["payables"].metadata["compared"].value is False
 
     # the company's current month: every check compares, and passes

@@ -14,8 +14,22 @@ import dagster as dg
 import pytest
 
 from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
-from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, report_partition_key
+from qb_pipelines.defs.partitions import (
+    QBO_COMPANY_PARTITIONS_NAME,
+    QBO_REPORT_MONTHS_NAME,
+    current_month,
+    month_range,
+    months_to_add,
+    report_partition_key,
+)
 from qb_pipelines.defs.reports import report_asset_key
+from qb_pipelines.defs.run_coordinator import (
+    BULK_PRIORITY,
+    BULK_TAG,
+    PRIORITY_TAG,
+    REPORTS_COMPANY_TAG,
+    URGENT_PRIORITY,
+)
 from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
 from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
 from qb_pipelines.qbo.oauth import TokenSet
@@ -108,6 +122,7 @@ def test_webhook_sensor_turns_inbox_events_into_one_targeted_run_per_company(wor
     assert set(runs[k1].asset_selection) == {entity_asset_key("Invoice"), entity_asset_key("Customer")}
     assert runs[k2].asset_selection == [entity_asset_key("Payment")]
     assert runs[k1].tags[COMPANY_TAG] == k1 and runs[k1].tags["qbo/trigger"] == "webhook"
+    assert runs[k1].tags[PRIORITY_TAG] == str(URGENT_PRIORITY)  # served before bulk work
     assert runs[k1].run_key and runs[k1].run_key != runs[k2].run_key
     assert result.cursor == str(world.inbox.latest_seq())
     # the company without a partition gets one in the same tick, so its run can launch
@@ -155,15 +170,37 @@ def test_report_sensor_requests_the_months_a_sync_touched(world: World) -> None:
     world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
     world.instance.report_runless_asset_event(dg.AssetMaterialization(
         asset_key=entity_asset_key("JournalEntry"), partition=key,
-        metadata={"touched_months": dg.MetadataValue.json(["2026-03", "2026-10", "1999-01"])}))
+        metadata={"touched_months": dg.MetadataValue.json(["2026-03", "2026-10", "2026-13"])}))
     world.instance.report_runless_asset_event(dg.AssetMaterialization(
         asset_key=entity_asset_key("Customer"), partition=key, metadata={"rows_inserted": 1}))
 
     result = world.sensor(qbo_report_refresh_sensor)
     keys = {str(r.partition_key) for r in result.run_requests}
-    assert keys == {f"{key}|2026-03", f"{key}|2026-10"}  # months before the partitions start are ignored
-    assert all(r.tags[COMPANY_TAG] == key for r in result.run_requests)
+    assert keys == {f"{key}|2026-03", f"{key}|2026-10"}  # "2026-13" is no month: ignored
+    # the report months are added with them: from the first month with data to the current month
+    (months,) = result.dynamic_partitions_requests
+    assert months.partitions_def_name == QBO_REPORT_MONTHS_NAME
+    assert list(months.partition_keys) == month_range("2026-03", max("2026-10", current_month()))
+    _apply(world, result)
+    # later ticks add only a new month (none while the month is the same)
+    assert months_to_add(world.instance.get_dynamic_partitions(QBO_REPORT_MONTHS_NAME), [], current_month()) == []
+    # reports have their own per-company limit (a landing never waits for them), and are bulk work
+    assert all(r.tags[REPORTS_COMPANY_TAG] == key and COMPANY_TAG not in r.tags for r in result.run_requests)
+    assert all(r.tags[PRIORITY_TAG] == str(BULK_PRIORITY) and r.tags[BULK_TAG] == "true" for r in result.run_requests)
     assert not world.sensor(qbo_report_refresh_sensor, cursor=result.cursor).run_requests
+
+
+def test_report_months_cover_the_data_without_gaps() -> None:
+    assert month_range("2025-11", "2026-02") == ["2025-11", "2025-12", "2026-01", "2026-02"]
+    assert months_to_add([], [], "2026-12") == []  # nothing landed: no report month
+    assert months_to_add([], ["2026-10", "2026-08"], "2026-12") == ["2026-08", "2026-09", "2026-10", "2026-11",
+                                                                      "2026-12"]
+    # an earlier transaction (a backdated bill) extends the months back; a new month extends them on
+    assert months_to_add(["2026-08", "2026-09"], ["2026-06"], "2026-09") == ["2026-06", "2026-07"]
+    assert months_to_add(["2026-08", "2026-09"], [], "2026-10") == ["2026-10"]
+    # a transaction dated ahead of today gets its month
+    assert months_to_add(["2026-09"], ["2026-11"], "2026-09") == ["2026-10", "2026-11"]
+    assert months_to_add([], ["junk", "2026-00"], "2026-09") == []
 
 
 def test_report_sensor_skips_months_whose_reports_were_landed_after_the_change(world: World) -> None:

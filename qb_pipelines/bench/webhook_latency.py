@@ -21,6 +21,13 @@ loop in Dagster), the run queue is polled every second (``dequeue_interval_secon
 demo's ``dagster.yaml``), and a launched run starts a fresh Python process that loads the code
 location (about 3 s on a small machine) before its step runs.
 
+With ``during_backfill`` (``qb-pipelines bench ingest --during-backfill``), the changes are made
+while a "Materialize all" is in progress: once the daemon is up, a backfill of every partition
+of every asset of the code location is launched exactly as the UI's button launches it (Dagster's
+GraphQL ``launchPartitionBackfill``, all partitions), and its runs queue and run beside the
+webhook runs; ``backfill_runs`` counts the runs it made and ``bulk_runs_during`` the bulk runs
+queued or in progress when the last change was made.
+
 Tooling (``bench/``): it starts processes and drives Dagster through the demo's pieces; no product
 layer imports it.
 """
@@ -40,6 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from qb_pipelines.defs.partitions import QBO_REPORT_MONTHS_NAME, current_month, months_to_add
 from qb_pipelines.demo.config import DEMO_TENANT, DemoError
 from qb_pipelines.demo.instance import (
     open_instance,
@@ -75,7 +83,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_url: str | None = None,
-            spacing_s: float = SPACING_S) -> dict[str, Any]:
+            spacing_s: float = SPACING_S, during_backfill: bool = False) -> dict[str, Any]:
     """Time ``n_changes`` customer edits from QuickBooks to the warehouse, through the daemon.
 
     Args:
@@ -85,6 +93,7 @@ def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_
         database_url: the store and warehouse (a tenant ``latency-<hex>`` is created there); a
             temporary SQLite file by default.
         spacing_s: seconds between two changes.
+        during_backfill: time the changes while a "Materialize all" backfill runs.
 
     Returns:
         ``webhook_p50_s``, ``webhook_p95_s`` (``None`` when no change arrived), ``samples``
@@ -107,6 +116,9 @@ def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_
             if not load.ok:
                 raise DemoError("; ".join(load.failures))
             skip_report_backlog(instance, stack.env, root)
+            if during_backfill:  # the report months the report sensor would have added
+                instance.add_dynamic_partitions(QBO_REPORT_MONTHS_NAME, months_to_add(
+                    instance.get_dynamic_partitions(QBO_REPORT_MONTHS_NAME), load.months, current_month()))
             engine = make_engine(stack.env["QB_DATABASE_URL"])
             try:
                 customers_table, _ = tables_for("Customer")
@@ -119,11 +131,18 @@ def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_
                     raise DemoError(f"company {company} landed no customer to change")
                 with run_daemon_process(stack.env, root, root / "daemon.log") as daemon:
                     waited = wait_for_daemon(instance, daemon)
+                    backfill = _materialize_all(stack.env, root, out) if during_backfill else None
                     out(f"dagster-daemon up after {waited:.1f} s; timing {n_changes} changes, "
                         f"one every {spacing_s} s ...")
                     samples = _time_changes(stack, daemon, engine, company, ids, n_changes, spacing_s, out)
+                    bulk_during = len(instance.get_runs(filters=dg_runs_filter(
+                        tags={"qbo/bulk": "true"}, statuses=["QUEUED", "STARTING", "STARTED"])))
                     runs = len(webhook_runs(instance, company))
-                    wait_for_runs(instance)  # the last runs finish before their Dagster home goes
+                    backfill_runs = len(instance.get_runs(filters=dg_runs_filter(tags={"dagster/backfill": backfill}))) \
+                        if backfill else 0
+                    if backfill:  # timed: the rest of the backfill is not the bench's business
+                        _cancel_backfill(instance, backfill)
+                    wait_for_runs(instance, timeout=300 if during_backfill else 60)  # before the Dagster home goes
             finally:
                 engine.dispose()
     finally:
@@ -137,9 +156,67 @@ def measure(n_changes: int = 20, out: Callable[[str], Any] = print, *, database_
         "lost": len(samples) - len(arrived),
         "webhook_runs": runs,
     }
+    if during_backfill:
+        result.update(backfill_runs=backfill_runs, bulk_runs_during=bulk_during)
     out(f"webhook -> warehouse: p50 {result['webhook_p50_s']} s, p95 {result['webhook_p95_s']} s, "
-        f"max {result['webhook_max_s']} s over {len(arrived)}/{len(samples)} changes, {runs} runs")
+        f"max {result['webhook_max_s']} s over {len(arrived)}/{len(samples)} changes, {runs} runs"
+        + (f", during a Materialize all of {backfill_runs} runs" if during_backfill else ""))
     return result
+
+
+def dg_runs_filter(*, tags: dict[str, str], statuses: list[str] | None = None) -> Any:
+    """A Dagster runs filter with statuses given by name."""
+    import dagster as dg
+
+    return dg.RunsFilter(tags=tags, statuses=[dg.DagsterRunStatus(s) for s in statuses] if statuses else None)
+
+
+def _cancel_backfill(instance: Any, backfill_id: str) -> None:
+    """Cancel a backfill as the UI's Cancel does: no new run, its queued runs dropped."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is not None and backfill.status == BulkActionStatus.REQUESTED:
+        instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELING))
+    for run in instance.get_runs(filters=dg_runs_filter(tags={"dagster/backfill": backfill_id}, statuses=["QUEUED"])):
+        instance.run_coordinator.cancel_run(run.run_id)
+
+
+_MATERIALIZE_ALL = """mutation {
+  launchPartitionBackfill(backfillParams: {assetSelection: [%s], allPartitions: true}) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def _materialize_all(env: dict[str, str], cwd: Path, out: Callable[[str], Any]) -> str:
+    """Launch "Materialize all" as the UI's button does: a backfill of every partition of every asset.
+
+    Returns:
+        The backfill's id.
+    """
+    import json
+
+    from qb_pipelines.definitions import defs
+    from qb_pipelines.devtools.processes import console_script, run_to_completion
+
+    keys = sorted(defs.resolve_asset_graph().get_all_asset_keys(), key=lambda k: k.to_user_string())
+    selection = ", ".join("{path: " + json.dumps(k.path) + "}" for k in keys)
+    document = _MATERIALIZE_ALL % selection
+    code, output = run_to_completion("Materialize all", [console_script("dagster-graphql"), "-m",
+                                                         "qb_pipelines.definitions", "-t", document],
+                                     env=env, cwd=cwd, timeout=300)
+    answer = next((line for line in output.splitlines() if line.startswith("{")), "")
+    try:
+        launched = json.loads(answer)["data"]["launchPartitionBackfill"]
+    except (ValueError, KeyError, TypeError):
+        launched = {}
+    if code != 0 or launched.get("__typename") != "LaunchBackfillSuccess":
+        raise DemoError(f"Materialize all could not be launched: {output[-800:]}")
+    out(f"Materialize all launched: backfill {launched['backfillId']} of {len(keys)} assets, all partitions")
+    return str(launched["backfillId"])
 
 
 def _time_changes(stack: Stack, daemon: SupervisedProcess, engine: Any, company: str, ids: list[str], n: int,

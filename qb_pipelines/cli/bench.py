@@ -25,7 +25,10 @@ def bench_group() -> None:
               help="Changes timed from QuickBooks to the warehouse through the Dagster daemon (0 skips it).")
 @click.option("--data-file", type=click.Path(dir_okay=False), default=None,
               help="Emulator SQLite file for the bench company (reused when it holds it already).")
-def bench_ingest(invoices: int, database_url: str | None, webhook_changes: int, data_file: str | None) -> None:
+@click.option("--during-backfill", is_flag=True, default=False,
+              help="Time the webhook changes while a 'Materialize all' backfill runs.")
+def bench_ingest(invoices: int, database_url: str | None, webhook_changes: int, data_file: str | None,
+                 during_backfill: bool) -> None:
     """Full load, incremental run and webhook-to-warehouse latency of a company of N invoices.
 
     Prints invoices_per_s, api_calls, peak_rss_mb, incremental_s, incremental_api_calls,
@@ -40,7 +43,8 @@ def bench_ingest(invoices: int, database_url: str | None, webhook_changes: int, 
             if webhook_changes > 0:
                 from qb_pipelines.bench.webhook_latency import measure
 
-                result.update(measure(webhook_changes, out=click.echo, database_url=database_url))
+                result.update(measure(webhook_changes, out=click.echo, database_url=database_url,
+                                      during_backfill=during_backfill))
         except (DemoError, ProcessError) as exc:
             raise click.ClickException(str(exc)) from None
         finally:

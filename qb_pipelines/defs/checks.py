@@ -13,7 +13,9 @@ On each landed entity (``qbo/<entity>``, company partitions):
   codes, line amounts that add up to the totals).
 
 These read QuickBooks page by page (as many calls as a full load), so the incremental job leaves
-them out; the daily backstop job and the UI run them. Completeness and totals of an entity
+them out; the daily backstop job and the UI run them. They are partitioned by company like their
+assets: each result is recorded against its company's partition, and says the company in its
+metadata (``company``) and at the head of its description. Completeness and totals of an entity
 share one pass over its pages.
 
 On the reports (``qbo/report/<report>``, company x month partitions), **blocking**: a report that
@@ -38,6 +40,7 @@ asset's group, and ``qbo_checks`` names the job and selection that run them all.
 
 
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -49,7 +52,8 @@ from qb_pipelines.defs.assets import (
     company_failures,
     entity_asset_key,
 )
-from qb_pipelines.defs.reports import REPORT_ASSETS, report_asset_key, split_report_partition
+from qb_pipelines.defs.partitions import qbo_company_partitions
+from qb_pipelines.defs.reports import REPORT_ASSETS, report_asset_key, report_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
 from qb_pipelines.qbo import registry
 from qb_pipelines.store import report_tables
@@ -67,9 +71,13 @@ QUALITY = "quality"
 
 
 def check_result(outcome: CheckOutcome, *, asset_key: dg.AssetKey | None = None,
-                 check_name: str | None = None, **extra: Any) -> dg.AssetCheckResult:
-    """A Dagster check result from a ``CheckOutcome``: figures, mismatches and the fix in metadata."""
-    metadata: dict[str, Any] = {}
+                 check_name: str | None = None, company: str | None = None, **extra: Any) -> dg.AssetCheckResult:
+    """A Dagster check result from a ``CheckOutcome``: figures, mismatches and the fix in metadata.
+
+    ``company``: the company checked, in the metadata (``company``) and at the head of the
+    description, so that every result says which company it is about wherever it is shown.
+    """
+    metadata: dict[str, Any] = {"company": company} if company else {}
     for key, value in {**outcome.metadata, **extra}.items():
         if isinstance(value, (dict, list, tuple)):
             metadata[key] = dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
@@ -80,11 +88,14 @@ def check_result(outcome: CheckOutcome, *, asset_key: dg.AssetKey | None = None,
     metadata["mismatches"] = dg.MetadataValue.json(json.loads(json.dumps(outcome.mismatches, default=str)))
     metadata["mismatch_count"] = int(outcome.metadata.get("mismatch_count", len(outcome.mismatches)))
     metadata["fix"] = outcome.fix or "nothing to fix"
+    description = outcome.description
+    if company and description and company not in description:
+        description = f"{company}: {description}"
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=check_name,
         passed=bool(outcome.passed),
-        description=outcome.description,
+        description=description,
         metadata=metadata,
     )
 
@@ -103,9 +114,14 @@ _ENTITY_CHECKS: tuple[tuple[str, Callable[[registry.EntityDef], bool], str], ...
 
 
 def _entity_check_specs() -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(check, asset=entity_asset_key(ent.name), metadata={"group": CHECKS_GROUP},
-                              description=text.format(name=ent.name))
-            for ent in registry.ENTITIES for check, applies, text in _ENTITY_CHECKS if applies(ent)]
+    # Partitioned like their assets (one company per partition): each evaluation is recorded
+    # against its company's partition, so the UI's partition column and the check's partition
+    # statuses name the company. A preview feature of Dagster 1.13 (its warning is silenced here).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [dg.AssetCheckSpec(check, asset=entity_asset_key(ent.name), metadata={"group": CHECKS_GROUP},
+                                  description=text.format(name=ent.name), partitions_def=qbo_company_partitions)
+                for ent in registry.ENTITIES for check, applies, text in _ENTITY_CHECKS if applies(ent)]
 
 
 ENTITY_CHECK_SPECS = _entity_check_specs()
@@ -145,12 +161,13 @@ def qbo_entity_checks(context: dg.AssetCheckExecutionContext, qbo: QBOConnection
                 snapshot = reconcile.qbo_snapshot(client, ent.name)
             if COMPLETENESS in names:
                 yield check_result(reconcile.completeness(engine, client, company, ent.name, snapshot=snapshot),
-                                   asset_key=key, check_name=COMPLETENESS)
+                                   asset_key=key, check_name=COMPLETENESS, company=company)
             if TOTALS in names:
                 yield check_result(reconcile.transaction_totals(engine, client, company, ent.name, snapshot=snapshot),
-                                   asset_key=key, check_name=TOTALS)
+                                   asset_key=key, check_name=TOTALS, company=company)
         if QUALITY in names:
-            yield check_result(quality.run_suite(engine, ent.name, company), asset_key=key, check_name=QUALITY)
+            yield check_result(quality.run_suite(engine, ent.name, company), asset_key=key, check_name=QUALITY,
+                               company=company)
 
 
 def _entity_of(asset_key: dg.AssetKey) -> str:
@@ -173,16 +190,21 @@ def _read_report(engine: Any, company: str, report: str, month: str, *, empty: b
     return frame
 
 
-def _landed_empty(context: dg.AssetCheckExecutionContext, report: str) -> bool:
+def _landed_empty(context: dg.AssetCheckExecutionContext, report: str, company: str, month: str) -> bool:
     """Whether this partition of ``report`` was materialized with no row (QuickBooks had none)."""
-    key = context.op_execution_context.partition_key
+    key = f"{company}|{month}"
     found = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=report_asset_key(report), asset_partitions=[str(key)]), limit=1,
+        dg.AssetRecordsFilter(asset_key=report_asset_key(report), asset_partitions=[key]), limit=1,
         ascending=False)
     if not found.records:
         return False
     mat = found.records[0].asset_materialization
-    rows = mat.metadata.get("rows_inserted") if mat is not None else None
+    if mat is None:
+        return False
+    by_partition = mat.metadata.get("rows_by_partition")
+    if by_partition is not None:  # a run of several partitions records each one's rows
+        return (getattr(by_partition, "value", by_partition) or {}).get(key) == 0
+    rows = mat.metadata.get("rows_inserted")
     return getattr(rows, "value", rows) == 0
 
 
@@ -190,7 +212,8 @@ def _not_landed(report: str, company: str, month: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=False,
         description=f"{report} of {company} for {month} is not landed: nothing to compare",
-        metadata={"fix": f"materialize {report_asset_key(report).to_user_string()} partition {company}|{month}"},
+        metadata={"company": company, "month": month,
+                  "fix": f"materialize {report_asset_key(report).to_user_string()} partition {company}|{month}"},
     )
 
 
@@ -198,12 +221,12 @@ def _current_month() -> str:
     return datetime.now(UTC).strftime("%Y-%m")
 
 
-def _not_compared(report: str, month: str) -> dg.AssetCheckResult:
+def _not_compared(report: str, company: str, month: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=True,
         description=(f"{report} {month}: not compared -- the warehouse holds today's balances, which only the "
                      f"current month's report ({_current_month()}) shows"),
-        metadata={"compared": False, "month": month},
+        metadata={"compared": False, "company": company, "month": month},
     )
 
 
@@ -214,23 +237,57 @@ _Compare = Callable[[Any, str, "pd.DataFrame", str], CheckOutcome]
 
 def _compare_report(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, report: str,
                     compare: _Compare, *, current_month_only: bool = False) -> dg.AssetCheckResult:
-    """Read the partition's landed ``report`` and compare it with the landed books.
+    """Compare every (company, month) of the run's landed ``report`` with the landed books.
+
+    One partition (a sensor's or a UI run): that partition's result, naming company and month.
+    Several (a single-run backfill): one result for the run, failed when any partition failed,
+    naming each failed (company, month) in ``failed_partitions`` and every outcome in ``partitions``.
+    """
+    partitions = report_partitions(context)
+    results = [(company, month, _compare_one(context, warehouse, report, compare, company, month,
+                                             current_month_only=current_month_only))
+               for company, month in partitions]
+    if len(results) == 1:
+        return results[0][2]
+    failed = [(c, m, r) for c, m, r in results if not r.passed]
+    companies = ", ".join(sorted({c for c, _, _ in results}))
+    months = sorted({m for _, m, _ in results})
+    span = f"{months[0]}..{months[-1]}"
+    description = (f"{report} of {companies}, {span}: {len(results) - len(failed)}/{len(results)} partitions agree"
+                   + (f"; first failure {failed[0][0]}|{failed[0][1]}: {failed[0][2].description}" if failed else ""))
+    return dg.AssetCheckResult(
+        passed=not failed,
+        description=description,
+        metadata={
+            "company": companies,
+            "month": span,
+            "failed_partitions": dg.MetadataValue.json([f"{c}|{m}" for c, m, _ in failed]),
+            "partitions": dg.MetadataValue.json({f"{c}|{m}": {"passed": r.passed, "description": r.description}
+                                                 for c, m, r in results}),
+            "fix": (failed[0][2].metadata.get("fix").value if failed and failed[0][2].metadata.get("fix") is not None
+                    else "nothing to fix"),
+        },
+    )
+
+
+def _compare_one(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, report: str,
+                 compare: _Compare, company: str, month: str, *, current_month_only: bool) -> dg.AssetCheckResult:
+    """Read one partition's landed ``report`` and compare it with the landed books.
 
     ``current_month_only``: the check reads today's balances from the warehouse, which only the
     current month's report shows; other months pass as "not compared".
     """
-    company, month = split_report_partition(context)
     engine = warehouse.engine()
     frame = _read_report(engine, company, report, month)
-    if frame is None and _landed_empty(context, report):
+    if frame is None and _landed_empty(context, report, company, month):
         # a report QuickBooks answered with no row at all (a GeneralLedger of a month before the
         # books start): landed, and compared as empty
         frame = _read_report(engine, company, report, month, empty=True)
     if frame is None:
         return _not_landed(report, company, month)
     if current_month_only and month != _current_month():
-        return _not_compared(report, month)
-    return check_result(compare(engine, company, frame, month), compared=True, month=month)
+        return _not_compared(report, company, month)
+    return check_result(compare(engine, company, frame, month), compared=True, company=company, month=month)
 
 
 def _report_check(report: str, name: str, description: str, compare: _Compare, *,

@@ -4,15 +4,19 @@
 ``qbo_incremental_job``         land changes (CDC) for one company; no checks (they cost a full read)
 ``qbo_full_refresh_job``        re-read every object of one company (finds hard deletes), with checks
 ``qbo_daily_backstop_job``      incremental landing followed by every entity check, one company
-``qbo_reports_job``             every report of one (company, month), with their blocking checks
+``qbo_reports_job``             every report of (company, month) partitions (a range: one run), blocking checks
 ``qbo_token_refresh_job``       refresh tokens about to lapse; mark refused ones "session expired"
 ``qbo_push_job``                push one company's outbox to QuickBooks (defined in ``defs/push.py``)
 =============================== ==================================================================
 
-The entity checks always run in a run that also lands the company (the backstop, or the full
-refresh): Dagster infers a run's partition from its assets, and checks carry none of their own,
-so a checks-only run could not say which company to check. An incremental landing first costs
-one or two calls and makes the checks compare fresh rows.
+The entity checks run in a run that also lands the company (the backstop, or the full refresh):
+an incremental landing first costs one or two calls and makes the checks compare fresh rows.
+They are partitioned by company like their assets, so each result is recorded against its
+company. The incremental job (polling, webhooks) selects no check at all: those runs record no
+check result, and each check's latest real result stays the one shown.
+
+Report runs are bulk work: one run per company for a backfill of its months (the report assets'
+single-run backfill policy), queued behind webhook runs (see ``run_coordinator.py``).
 """
 
 

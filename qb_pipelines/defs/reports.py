@@ -15,6 +15,7 @@ because the raw assets are partitioned by company only, so any change would mark
 that company stale.
 """
 
+import warnings
 
 import dagster as dg
 
@@ -68,12 +69,7 @@ def report_asset_key(report: str) -> dg.AssetKey:
 REPORT_BY_KEY: dict[dg.AssetKey, str] = {report_asset_key(r): r for r in report_mod.REPORTS}
 
 
-def split_report_partition(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[str, str]:
-    """``(company, month)`` of the run's report partition."""
-    ctx = context.op_execution_context if isinstance(context, dg.AssetCheckExecutionContext) else context
-    if not ctx.has_partition_key:
-        raise dg.Failure(description="report assets and their checks run for one (company, month) partition")
-    key = ctx.partition_key
+def _split(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
     if isinstance(key, dg.MultiPartitionKey):
         dims = key.keys_by_dimension
     else:
@@ -81,7 +77,35 @@ def split_report_partition(context: dg.AssetExecutionContext | dg.AssetCheckExec
     return dims[COMPANY_DIMENSION], dims[MONTH_DIMENSION]
 
 
+def report_partitions(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[tuple[str, str]]:
+    """Every ``(company, month)`` of the run, sorted: one partition, or a single-run backfill's range.
+
+    A backfill of report partitions is ONE run per company (``BackfillPolicy.single_run``: Dagster
+    groups the backfill's (company, month) keys by company, or by month when fewer months than
+    companies are asked for), so the assets and their checks handle every key of the run.
+    """
+    ctx = context.op_execution_context if isinstance(context, dg.AssetCheckExecutionContext) else context
+    if not ctx.has_partition_key and not ctx.has_partition_key_range:
+        raise dg.Failure(description="report assets and their checks run for (company, month) partitions: "
+                                     "pick one or a range")
+    return sorted(_split(key) for key in ctx.partition_keys)
+
+
+def split_report_partition(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[str, str]:
+    """``(company, month)`` of the run's report partition (a run of exactly one partition)."""
+    ctx = context.op_execution_context if isinstance(context, dg.AssetCheckExecutionContext) else context
+    if not ctx.has_partition_key:
+        raise dg.Failure(description="this step runs for one (company, month) partition")
+    return _split(ctx.partition_key)
+
+
 def _build_report_asset(report: str) -> dg.AssetsDefinition:
+    with warnings.catch_warnings():  # `backfill_policy` is a beta parameter of @asset in Dagster 1.13
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _report_asset(report)
+
+
+def _report_asset(report: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=report_asset_key(report),
         group_name=REPORTS_GROUP,
@@ -90,27 +114,47 @@ def _build_report_asset(report: str) -> dg.AssetsDefinition:
         deps=[entity_asset_key(e) for e in REPORT_DEPS[report]],
         pool=QBO_POOL,
         retry_policy=QBO_RETRY_POLICY,
+        # a backfill ("Materialize all", a company's months) is one run per company, not one per month
+        backfill_policy=dg.BackfillPolicy.single_run(),
         description=f"QuickBooks {report}: {_DESCRIPTIONS[report]} Tidy rows in `qbo_report_row`.",
         metadata={"qbo_report": report, "table": report_tables.report_row.name},
     )
     def _report(context: dg.AssetExecutionContext, qbo: QBOConnectionResource,
                 warehouse: WarehouseResource) -> dg.MaterializeResult:
-        company, month = split_report_partition(context)
-        with company_failures(company):
-            client = qbo.client_for(company)
-            report_json = report_mod.fetch_month(client, report, month)
-        frame = report_mod.flatten(report_json)
-        written = report_tables.replace_partition(warehouse.engine(), company, report, month, frame)
-        header = report_json.get("Header") or {}
+        partitions = report_partitions(context)
+        engine = warehouse.engine()
+        rows: dict[str, int] = {}
+        replaced = calls = 0
+        periods: list[str] = []
+        for company, month in partitions:
+            with company_failures(company):
+                client = qbo.client_for(company)
+                report_json = report_mod.fetch_month(client, report, month)
+            frame = report_mod.flatten(report_json)
+            written = report_tables.replace_partition(engine, company, report, month, frame)
+            header = report_json.get("Header") or {}
+            rows[f"{company}|{month}"] = written["inserted"]
+            replaced += written["deleted"]
+            calls += client.stats.api_calls
+            periods.append(f"{header.get('StartPeriod', '')}..{header.get('EndPeriod', '')}")
+        companies = sorted({c for c, _ in partitions})
+        months = sorted({m for _, m in partitions})
+        if len(partitions) > 1:
+            context.log.info("%s: %d partitions (%s, %s..%s) in one run", report, len(partitions),
+                             ", ".join(companies), months[0], months[-1])
+        # In a single-run backfill Dagster records this one result on every partition of the run:
+        # `rows_by_partition` says which rows belong to which (company, month).
         return dg.MaterializeResult(
             metadata={
-                "company": company,
-                "month": month,
-                "report_period": f"{header.get('StartPeriod', '')}..{header.get('EndPeriod', '')}",
-                "rows_inserted": written["inserted"],
-                "rows_replaced": written["deleted"],
-                "api_calls": client.stats.api_calls,
-                "dagster/row_count": written["inserted"],
+                "company": ", ".join(companies),
+                "month": months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}",
+                "partitions": len(partitions),
+                "report_period": periods[0] if len(periods) == 1 else f"{periods[0]} ... {periods[-1]}",
+                "rows_inserted": sum(rows.values()),
+                "rows_by_partition": dg.MetadataValue.json(rows),
+                "rows_replaced": replaced,
+                "api_calls": calls,
+                "dagster/row_count": sum(rows.values()),
             }
         )
 

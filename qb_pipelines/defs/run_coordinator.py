@@ -14,10 +14,19 @@ partition and must not wait for its landing; a report partition is ``<company>|<
 limit would hold per month, not per company; and any other partitioned job sharing the instance
 would be limited under names that mean nothing here.
 
-So :class:`CompanyRunCoordinator` is Dagster's ``QueuedRunCoordinator`` with one addition: every
+So :class:`CompanyRunCoordinator` is Dagster's ``QueuedRunCoordinator`` with two additions: every
 run goes through ``submit_run`` before entering the queue (the UI, schedules, sensors and the
-backfill daemon alike), and a run of this project without a company tag gets one there, derived
-from its partition. The queue then applies the per-company limits to it, and the schedules see it.
+backfill daemon alike), and there
+
+* a run of this project without a company tag gets one, derived from its partition: the queue
+  then applies the per-company limits to it, and the schedules see it. Report runs get a tag of
+  their own, ``qbo/company-reports`` (one report run per company at a time): a report run lands no
+  entity and moves no cursor, so a webhook's landing of the company never waits behind it;
+* a run without ``dagster/priority`` gets its class's priority (:func:`priority_tags`); Dagster's
+  queue launches queued runs highest priority first (first in, first out within a priority):
+  webhook runs and pushes (``10``) before polling and other runs (``0``), before bulk work
+  (``-10``: backfills, "Materialize all", report runs). Bulk runs are also tagged ``qbo/bulk`` so
+  that the instance can cap how many run at once and keep run slots free for webhook runs.
 The landing itself also holds a lock across processes (:mod:`qb_pipelines.store.locks`): this
 tag keeps a second run from waiting inside a run slot, the lock keeps it from colliding at all.
 
@@ -42,7 +51,19 @@ import dagster as dg
 
 from qb_pipelines.defs.partitions import COMPANY_DIMENSION, MONTH_DIMENSION
 
-__all__ = ["COMPANY_TAG", "PUSH_COMPANY_TAG", "PUSH_JOB_NAME", "CompanyRunCoordinator", "company_tags"]
+__all__ = [
+    "BULK_PRIORITY",
+    "BULK_TAG",
+    "COMPANY_TAG",
+    "PRIORITY_TAG",
+    "PUSH_COMPANY_TAG",
+    "PUSH_JOB_NAME",
+    "REPORTS_COMPANY_TAG",
+    "URGENT_PRIORITY",
+    "CompanyRunCoordinator",
+    "company_tags",
+    "priority_tags",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +71,24 @@ log = logging.getLogger(__name__)
 COMPANY_TAG = "qbo/company"
 #: Run tag naming the company of a push run (its own limit: a push never waits for a landing).
 PUSH_COMPANY_TAG = "qbo/company-push"
+#: Run tag naming the company of a report run (its own limit: a landing never waits for reports).
+REPORTS_COMPANY_TAG = "qbo/company-reports"
 #: The push job (issue 8); its runs get :data:`PUSH_COMPANY_TAG` instead of :data:`COMPANY_TAG`.
 PUSH_JOB_NAME = "qbo_push_job"
+#: The reports job; its runs (and runs of report assets only) get :data:`REPORTS_COMPANY_TAG`.
+REPORTS_JOB_NAME = "qbo_reports_job"
+#: Dagster's run priority tag: the queue launches higher values first.
+PRIORITY_TAG = "dagster/priority"
+#: Priority of webhook runs and pushes: a change waits for no bulk work.
+URGENT_PRIORITY = 10
+#: Priority of bulk work: backfills ("Materialize all"), report runs.
+BULK_PRIORITY = -10
+#: Tag of bulk runs (value ``true``); the instance caps how many run at once.
+BULK_TAG = "qbo/bulk"
+#: Run tag of the trigger (set by the sensors and schedules): ``webhook``, ``poll``, ``touched_month``...
+TRIGGER_TAG = "qbo/trigger"
+BACKFILL_TAG = "dagster/backfill"
+REPORT_PREFIX = ("qbo", "report")
 #: Prefix of the project's asset keys and job names.
 QBO_PREFIX = "qbo"
 
@@ -69,6 +106,14 @@ def _is_qbo_run(run: dg.DagsterRun) -> bool:
     if keys:
         return any(key.path[0] == QBO_PREFIX for key in keys)
     return run.job_name.startswith(f"{QBO_PREFIX}_")
+
+
+def _is_report_run(run: dg.DagsterRun) -> bool:
+    """Whether a run materializes reports only (the reports job, or report assets picked in the UI)."""
+    keys = list(run.asset_selection or ()) + [check.asset_key for check in (run.asset_check_selection or ())]
+    if keys:
+        return all(tuple(key.path[:2]) == REPORT_PREFIX for key in keys)
+    return run.job_name == REPORTS_JOB_NAME
 
 
 def _company_of(partition: str | None, multi: bool) -> str | None:
@@ -90,7 +135,7 @@ def company_tags(run: dg.DagsterRun) -> dict[str, str]:
     the same company (a single-run backfill of one company's months).
     """
     tags: Mapping[str, str] = run.tags
-    if COMPANY_TAG in tags or PUSH_COMPANY_TAG in tags or not _is_qbo_run(run):
+    if COMPANY_TAG in tags or PUSH_COMPANY_TAG in tags or REPORTS_COMPANY_TAG in tags or not _is_qbo_run(run):
         return {}
     multi = any(name.startswith(f"{PARTITION_TAG}/") for name in tags)
     company = tags.get(f"{PARTITION_TAG}/{COMPANY_DIMENSION}") or _company_of(tags.get(PARTITION_TAG), multi)
@@ -101,15 +146,43 @@ def company_tags(run: dg.DagsterRun) -> dict[str, str]:
         company = first if first is not None and first == last else None
     if company is None:
         return {}
-    return {PUSH_COMPANY_TAG if run.job_name == PUSH_JOB_NAME else COMPANY_TAG: company}
+    if run.job_name == PUSH_JOB_NAME:
+        return {PUSH_COMPANY_TAG: company}
+    return {REPORTS_COMPANY_TAG if _is_report_run(run) else COMPANY_TAG: company}
+
+
+def priority_tags(run: dg.DagsterRun) -> dict[str, str]:
+    """The priority (and bulk) tags a run of this project should carry and lacks.
+
+    ========================================================= ===================== ============
+    run                                                       ``dagster/priority``  ``qbo/bulk``
+    ========================================================= ===================== ============
+    a webhook's landing (``qbo/trigger=webhook``), a push     ``10``
+    a backfill's run (``dagster/backfill``), a report run     ``-10``               ``true``
+    anything else (polling, the backstop, a UI Materialize)   ``0`` (Dagster's default)
+    ========================================================= ===================== ============
+
+    A priority set by whoever launched the run (a person in the launchpad) is left as it is.
+    """
+    tags: Mapping[str, str] = run.tags
+    if not _is_qbo_run(run):
+        return {}
+    out: dict[str, str] = {}
+    bulk = BACKFILL_TAG in tags or _is_report_run(run)
+    urgent = not bulk and (run.job_name == PUSH_JOB_NAME or tags.get(TRIGGER_TAG) == "webhook")
+    if PRIORITY_TAG not in tags and (bulk or urgent):
+        out[PRIORITY_TAG] = str(BULK_PRIORITY if bulk else URGENT_PRIORITY)
+    if bulk and BULK_TAG not in tags:
+        out[BULK_TAG] = "true"
+    return out
 
 
 class CompanyRunCoordinator(dg.QueuedRunCoordinator):
-    """Dagster's queued run coordinator, tagging each run with its company before queueing it."""
+    """Dagster's queued run coordinator, tagging each run with its company and priority before queueing it."""
 
     def submit_run(self, context: dg.SubmitRunContext) -> dg.DagsterRun:
         run = context.dagster_run
-        tags = company_tags(run)
+        tags = {**company_tags(run), **priority_tags(run)}
         if tags:
             self._instance.add_run_tags(run.run_id, tags)
             refreshed = self._instance.get_run_by_id(run.run_id)

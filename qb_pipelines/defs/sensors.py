@@ -10,7 +10,8 @@
   nothing but when the sync happens. ``run_key``\\ s make a re-evaluated tick idempotent.
 * ``qbo_report_refresh_sensor`` reads the ``touched_months`` that landing runs record on their
   transaction materializations and re-materializes those (company, month) report partitions:
-  a month-end adjustment booked late re-runs that month's reports.
+  a month-end adjustment booked late re-runs that month's reports. It also keeps the report
+  months (``qbo_report_month``) running from the earliest month with data to the current month.
 """
 
 
@@ -24,12 +25,23 @@ from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
 from qb_pipelines.defs.jobs import qbo_incremental_job, qbo_reports_job
 from qb_pipelines.defs.partitions import (
     QBO_COMPANY_PARTITIONS_NAME,
+    QBO_REPORT_MONTHS_NAME,
+    current_month,
+    is_month,
+    months_to_add,
     qbo_company_partitions,
     qbo_month_partitions,
     report_partition_key,
 )
 from qb_pipelines.defs.reports import report_asset_key
 from qb_pipelines.defs.resources import QBOConnectionResource
+from qb_pipelines.defs.run_coordinator import (
+    BULK_PRIORITY,
+    BULK_TAG,
+    PRIORITY_TAG,
+    REPORTS_COMPANY_TAG,
+    URGENT_PRIORITY,
+)
 from qb_pipelines.qbo import registry
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.companies import keys as company_keys
@@ -97,7 +109,9 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
             asset_selection=[entity_asset_key(e) for e in sorted(touched[key])],
             # webhooks are hints: land the change, leave the (QBO-reading) checks to the backstop
             asset_check_keys=[],
-            tags={COMPANY_TAG: key, "qbo/trigger": "webhook", "qbo/entities": ",".join(sorted(touched[key]))},
+            # served before bulk work: the queue launches the highest dagster/priority first
+            tags={COMPANY_TAG: key, "qbo/trigger": "webhook", "qbo/entities": ",".join(sorted(touched[key])),
+                  PRIORITY_TAG: str(URGENT_PRIORITY)},
         )
         for key in sorted(touched)
     ]
@@ -140,7 +154,6 @@ def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
     (``run_key`` = company, month and the landing run).
     """
     after = int(context.cursor or 0)
-    valid_months = set(qbo_month_partitions.get_partition_keys())
     months: dict[tuple[str, str], tuple[str, int]] = {}
     newest = after
     ceiling: int | None = None
@@ -157,18 +170,23 @@ def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
             if isinstance(listed, str):
                 listed = json.loads(listed)
             for month in listed or []:
-                if month in valid_months:
+                if isinstance(month, str) and is_month(month):
                     months.setdefault((record.partition_key, month), (record.run_id, record.storage_id))
         if result.has_more and result.records:
             # more of this asset's records wait: do not move the cursor past what was not read
             last_read = result.records[-1].storage_id
             ceiling = last_read if ceiling is None else min(ceiling, last_read)
     cursor = min(newest, ceiling) if ceiling is not None else newest
+    # the report months follow the data: from the earliest touched month to the current one
+    adding = months_to_add(context.instance.get_dynamic_partitions(QBO_REPORT_MONTHS_NAME),
+                           {month for _, month in months}, current_month())
     requests = [
         dg.RunRequest(
             run_key=f"reports:{company}:{month}:{run_id}",
             partition_key=report_partition_key(company, month),
-            tags={COMPANY_TAG: company, "qbo/trigger": "touched_month", "qbo/month": month},
+            # reports have their own per-company limit (a landing never waits for them) and are bulk
+            tags={REPORTS_COMPANY_TAG: company, "qbo/trigger": "touched_month", "qbo/month": month,
+                  PRIORITY_TAG: str(BULK_PRIORITY), BULK_TAG: "true"},
         )
         for (company, month), (run_id, landed_at) in sorted(months.items())
         if not _reports_fresh(context.instance, report_partition_key(company, month), landed_at)
@@ -176,6 +194,7 @@ def qbo_report_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
     return dg.SensorResult(
         run_requests=requests,
         cursor=str(cursor),
+        dynamic_partitions_requests=[qbo_month_partitions.build_add_request(adding)] if adding else None,
         skip_reason=None if requests else "no landing run touched a report month",
     )
 

@@ -13,6 +13,9 @@ from qb_pipelines.demo.config import WORKSPACE, DemoError
 from qb_pipelines.devtools.processes import SupervisedProcess, console_script, run_to_completion
 
 __all__ = [
+    "DEMO_MAX_BULK_RUNS",
+    "DEMO_MAX_CONCURRENT_RUNS",
+    "PER_VALUE_LIMITS",
     "open_instance",
     "process_environment",
     "skip_report_backlog",
@@ -21,6 +24,15 @@ __all__ = [
     "webhook_runs",
     "write_demo_instance",
 ]
+
+
+#: Runs at once in the demo's instance (a 2-core machine): one bulk run, and room for a webhook's
+#: landing and a push or feed delivery beside it.
+DEMO_MAX_CONCURRENT_RUNS = 3
+#: Bulk runs (tag ``qbo/bulk``: backfills, report runs) at once in the demo's instance.
+DEMO_MAX_BULK_RUNS = 1
+#: Tags limited to one run per value, in the demo's instance as in ``dagster.yaml``.
+PER_VALUE_LIMITS = ("qbo/company", "qbo/company-push", "qbo/company-reports", "qbo/feed-tenant")
 
 
 def write_demo_instance(dagster_home: Path, *, dequeue_interval_s: int | None = None) -> Path:
@@ -51,10 +63,15 @@ def write_demo_instance(dagster_home: Path, *, dequeue_interval_s: int | None = 
     )
     if dequeue_interval_s is not None:
         text += f"  config:\n    dequeue_interval_seconds: {int(dequeue_interval_s)}\n"
-    text += "concurrency:\n  runs:\n    tag_concurrency_limits:\n"
-    # ... and one feed delivery at a time per tenant (qbo/feed-tenant)
-    for tag in ("qbo/company", "qbo/company-push", "qbo/feed-tenant"):
+    # Sized for a 2-core machine: at most DEMO_MAX_CONCURRENT_RUNS runs at once (each run is a
+    # Python process of its own), of which at most one bulk run (a backfill, "Materialize all",
+    # a report run: tag qbo/bulk), so a webhook's run always finds a free slot; the queue launches
+    # by `dagster/priority` (webhook runs and pushes first, bulk last: defs/run_coordinator.py).
+    text += f"concurrency:\n  runs:\n    max_concurrent_runs: {DEMO_MAX_CONCURRENT_RUNS}\n    tag_concurrency_limits:\n"
+    # one run at a time per company for landings, pushes, reports; one feed delivery per tenant
+    for tag in PER_VALUE_LIMITS:
         text += f"      - key: {tag}\n        value:\n          applyLimitPerUniqueValue: true\n        limit: 1\n"
+    text += f"      - key: qbo/bulk\n        limit: {DEMO_MAX_BULK_RUNS}\n"
     # a run whose process died (kill -9) is failed after its max runtime, as in ../dagster.yaml,
     # so the next push of its company can start and resume its in-flight batches
     text += "run_monitoring:\n  enabled: true\n  max_resume_run_attempts: 0\n"

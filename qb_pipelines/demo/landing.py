@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from qb_pipelines.demo.config import Out
@@ -23,12 +22,14 @@ class LoadSummary:
         checks: ``"<asset>:<check>[@month]"`` -> passed.
         failures: what did not land or did not pass, in words.
         seconds: wall time.
+        months: the months the landing touched (``YYYY-MM``): where the books have transactions.
     """
 
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: dict[str, int] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    months: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -59,7 +60,13 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
     """
     from qb_pipelines.definitions import defs
     from qb_pipelines.defs.assets import ENTITY_BY_KEY
-    from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, qbo_month_partitions, report_partition_key
+    from qb_pipelines.defs.partitions import (
+        QBO_COMPANY_PARTITIONS_NAME,
+        QBO_REPORT_MONTHS_NAME,
+        current_month,
+        months_to_add,
+        report_partition_key,
+    )
     from qb_pipelines.qbo import registry
     from qb_pipelines.sync.reports import REPORTS
 
@@ -84,6 +91,7 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
                                     "updated": meta.get("rows_updated", 0), "api_calls": meta.get("api_calls", 0)}
         listed = meta.get("touched_months") or []
         months |= set(json.loads(listed) if isinstance(listed, str) else listed)
+    summary.months = sorted(months)
     missing = [e.name for e in registry.ENTITIES if e.name not in summary.entities]
     if not result.success:
         summary.failures.append(f"the landing run {result.run_id} failed: {_run_failure(result)}")
@@ -97,24 +105,31 @@ def land_in_process(instance: Any, company: str, out: Out, *, with_reports: bool
         f"{sum(int(v['inserted'] or 0) for v in summary.entities.values()):,} rows{checked}")
 
     if with_reports:
-        valid = set(qbo_month_partitions.get_partition_keys())
-        current = datetime.now(UTC).strftime("%Y-%m")
-        wanted = sorted(m for m in months | {current} if m in valid)
+        # the report months follow the books: from the first month with a transaction to now,
+        # as the report sensor keeps them; all of them in ONE run (a single-run backfill's range)
+        existing = instance.get_dynamic_partitions(QBO_REPORT_MONTHS_NAME)
+        adding = months_to_add(existing, months, current_month())
+        if adding:
+            instance.add_dynamic_partitions(QBO_REPORT_MONTHS_NAME, adding)
+        wanted = sorted(m for m in {*existing, *adding} if m >= min(months | {current_month()}))
         reports_job = defs.resolve_job_def("qbo_reports_job")
         out(f"landing the {len(REPORTS)} reports for {len(wanted)} months ({wanted[0]}..{wanted[-1]}) "
-            "with their checks ...")
-        for month in wanted:
-            run = reports_job.execute_in_process(
-                partition_key=str(report_partition_key(company, month)), instance=instance, raise_on_error=False,
-                run_config=QUIET, tags={"qbo/company": company, "qbo/trigger": "demo"})
-            summary.reports[month] = len(run.get_asset_materialization_events())
-            for evaluation in run.get_asset_check_evaluations():
-                summary.checks[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}@{month}"] = \
-                    evaluation.passed
-            if not run.success:
-                summary.failures.append(f"reports of {month} failed (run {run.run_id}): {_run_failure(run)}")
-            elif summary.reports[month] != len(REPORTS):
-                summary.failures.append(f"reports of {month}: {summary.reports[month]}/{len(REPORTS)} landed")
+            "in one run, with their checks ...")
+        run = reports_job.execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET,
+            tags={"qbo/company-reports": company, "qbo/trigger": "demo",
+                  "dagster/asset_partition_range_start": str(report_partition_key(company, wanted[0])),
+                  "dagster/asset_partition_range_end": str(report_partition_key(company, wanted[-1]))})
+        for event in run.get_asset_materialization_events():
+            month = str(event.partition).rsplit("|", 1)[-1] if event.partition else "?"
+            summary.reports[month] = summary.reports.get(month, 0) + 1
+        for evaluation in run.get_asset_check_evaluations():
+            summary.checks[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = evaluation.passed
+        if not run.success:
+            summary.failures.append(f"the reports run {run.run_id} failed: {_run_failure(run)}")
+        short = sorted(m for m in wanted if summary.reports.get(m, 0) != len(REPORTS))
+        if run.success and short:
+            summary.failures.append(f"reports missing for {', '.join(short[:6])}")
         out(f"  {sum(summary.reports.values())} report partitions landed over {len(wanted)} months")
     failed = sorted(k for k, passed in summary.checks.items() if not passed)
     if failed:
