@@ -147,7 +147,7 @@ def test_in_chromium_the_loop_push_payment_back_phone_back_and_a_reviewed_confli
         page.reload()
         expect(page.locator("#sync-status")).to_have_text("synced")
         invoice_qbo_id = page.locator("#qbo-id").inner_text()
-        settings = rt.tenant_settings.get(company.tenant)
+        settings = rt.tenant_settings.get(company.tenant).values
         invoice = company.read("Invoice", invoice_qbo_id)
         assert invoice["DocNumber"] == "FW-1" and float(invoice["TotalAmt"]) >= 240
         assert invoice["TxnTaxDetail"]["TxnTaxCodeRef"]["value"] == settings.default_tax_code_id
@@ -181,9 +181,12 @@ def test_in_chromium_the_loop_push_payment_back_phone_back_and_a_reviewed_confli
         page.goto(f"{app.url}/customers/{customer_id}")
         expect(page.locator("#customer-phone")).to_have_text("555-7777")
         born_id = str(born.get("Id") or born.get("Customer", {}).get("Id"))
-        wait_for(lambda: rt.mappings.get(company.tenant, company.realm, "Customer", f"qbo-{born_id}"),
-                 "the customer born in QuickBooks linked by the app")
-        assert rt.outbox.record(company.tenant, "Customer", f"qbo-{born_id}").status == "synced"
+        wait_for(lambda: rt.outbox.record(company.tenant, "Customer", f"qbo-{born_id}"),
+                 "the app linking the customer born in QuickBooks (an upsert with qbo_id)")
+        result = push(rt, company.key)
+        assert result.created == 0  # a link writes nothing to QuickBooks
+        assert rt.mappings.get(company.tenant, company.realm, "Customer", f"qbo-{born_id}").qbo_id == born_id
+        assert rt.outbox.record(company.tenant, "Customer", f"qbo-{born_id}").api_status == "synced"
 
         # -- the e-mail changed on both sides under manual review: the admin decides -----------------
         page.fill("#email", "ada@fieldwise.example")
