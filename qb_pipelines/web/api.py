@@ -50,6 +50,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from qb_pipelines.store.db import SQLITE_BEGIN_OPTION
 from qb_pipelines.store.feed import MAX_READ
 from qb_pipelines.store.outbox import EnqueueResult, OutboxView
 from qb_pipelines.store.repository import UnknownTenantError
@@ -201,9 +202,14 @@ class _AtRecord(Exception):
 
 
 def _enqueue_all(runtime: Runtime, tenant: str, records: list[Record]) -> list[EnqueueResult]:
-    """Every record in one transaction: all stored, or none."""
+    """Every record in one transaction: all stored, or none.
+
+    On SQLite the transaction takes the write lock at once (``BEGIN IMMEDIATE``): enqueueing reads
+    the latest version before it writes, and a deferred transaction caught between a concurrent
+    commit and its own write fails with "database is locked" instead of waiting its turn.
+    """
     out = []
-    with runtime.engine.begin() as conn:
+    with runtime.engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}) as conn, conn.begin():
         for i, record in enumerate(records):
             try:
                 out.append(enqueue_record(conn, tenant, record))

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.registry import EntityDef
+from qb_pipelines.store.db import SQLITE_BEGIN_OPTION
 from qb_pipelines.store.warehouse.schema import (
     _TYPED,
     _dig,
@@ -148,8 +149,14 @@ class WarehouseWriter(WarehouseState):
     # ------------------------------------------------------------------------------ plumbing
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction: everything written through it commits or rolls back together."""
-        with self.engine.begin() as conn:
+        """One transaction: everything written through it commits or rolls back together.
+
+        On SQLite it starts with ``BEGIN IMMEDIATE``: the writer reads (existing hashes, cursors)
+        before it writes, and a deferred transaction that read while another process committed
+        could only fail with "database is locked" when it then tried to write; taking the write
+        lock first makes it wait its turn (the busy timeout) instead. PostgreSQL ignores the option.
+        """
+        with self.engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}) as conn, conn.begin():
             yield conn
 
     # ------------------------------------------------------------------------------ objects
