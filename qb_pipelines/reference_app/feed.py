@@ -118,11 +118,21 @@ class Worker(threading.Thread):
         super().__init__(name="fieldwise-feed", daemon=True)
         self.db, self.client, self.poll_seconds = db, client, poll_seconds
         self.stopping = threading.Event()
+        #: records the records API refused as they are, by (entity, app_id, version): the error
+        self.refused: dict[tuple[str, str, int], str] = {}
 
     def step(self) -> int:
         """One round; returns the feed entries applied."""
-        for entity, app_id, _version in self.db.unsent():
-            send(self.db, self.client, entity, app_id)
+        for entity, app_id, version in self.db.unsent():
+            if (entity, app_id, version) in self.refused:
+                continue  # refused as it is (422): a new version is sent, this one is not retried
+            try:
+                send(self.db, self.client, entity, app_id)
+            except IntegrationError as exc:
+                if not str(exc).startswith(("400", "404", "413", "422")):
+                    raise  # unreachable, 401, 429, 5xx: the whole round waits for the next one
+                self.refused[(entity, app_id, version)] = str(exc)
+                log.warning("fieldwise: %s %s version %s refused: %s", entity, app_id, version, exc)
         total = 0
         while True:
             changes, _next = self.client.changes(self.db.cursor())
