@@ -272,3 +272,26 @@ def test_serve_without_its_settings_says_what_to_set_in_one_line(tmp_path: Path)
     assert result.exit_code != 0
     assert "set REFAPP_API_URL, REFAPP_API_KEY, REFAPP_TENANT" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_record_the_api_refuses_does_not_stop_the_app_hearing_the_feed(web: WebStack, tmp_path: Path) -> None:
+    company = connect_company(web.emulator, web.runtime, name="Refusal Co", conflict_policy="qbo_wins")
+    rt = company.runtime
+    key = rt.api_keys.create(company.tenant, "fieldwise").key
+    app = serve_fieldwise(Config(str(tmp_path / "fw.sqlite"), web.url, key, company.tenant, poll_seconds=0.2))
+    try:
+        # a name with ":" breaks the contract (422): kept in the app, shown as not sent, never blocking
+        bad = requests.post(f"{app.url}/customers", data={"display_name": "Smith: kitchen"}, timeout=30,
+                            allow_redirects=False).headers["location"]
+        good = requests.post(f"{app.url}/customers", data={"display_name": "Smith Kitchens", "phone": "555-0002"},
+                             timeout=30, allow_redirects=False).headers["location"].rsplit("/", 1)[-1]
+        assert push(rt, company.key).created == 1
+        qbo_id = rt.outbox.record(company.tenant, "Customer", good).qbo_id
+        current = company.read("Customer", qbo_id)
+        company.act("Customer", "update", {"Id": qbo_id, "SyncToken": current["SyncToken"], "sparse": True,
+                                           "PrimaryPhone": {"FreeFormNumber": "555-3030"}})
+        land_with_feed(company)
+        wait_for(lambda: "555-3030" in app.get(f"/customers/{good}"), "the new phone despite the refused record")
+        assert "not sent yet" in app.get(bad)
+    finally:
+        app.stop()
