@@ -219,12 +219,12 @@ def test_emulator_bench_leaves_nothing(watch: Watch) -> None:
 # ------------------------------------------------------------------------------------ headless demo
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(460)
 def test_demo_headless_lands_everything_proves_a_webhook_and_leaves_nothing(watch: Watch) -> None:
     port, web_port = free_port(), free_port()
     env = watch.env(QBO_EMULATOR_URL="", QB_DATABASE_URL="", DAGSTER_HOME="")
     done = run_command(watch, ["demo", "--headless", "--port", str(port), "--web-port", str(web_port)],
-                       timeout=380, env=env)
+                       timeout=440, env=env)
     output = done.output
     assert done.returncode == 0, output[-6000:]
     summary = done.json_line()
