@@ -135,9 +135,16 @@ def measure_loop(refapp_url: str, web_url: str, env: Mapping[str, str], *, realm
 
     with EmulatorControl(emulator_url) as control:
         invoice = next(i for i in control.export(realm_id, "Invoice") if str(i["Id"]) == invoice_qbo_id)
-        # nothing changed in QuickBooks but the integration's own writes since `before`: any entry is an echo
-        figures.feed_echoes = len(api.get(f"{base}/changes", params={"after": before, "limit": 1000},
-                                          timeout=30).json()["changes"])
+        # the integration wrote these three objects and nobody changed them in QuickBooks since:
+        # any entry about them before the payment is an echo of its own writes
+        written = {("Invoice", invoice_qbo_id)}
+        for entity, app_id in (("Customer", customer_id), ("Item", item_id)):
+            written.add((entity, str(api.get(f"{base}/records/{entity}/{app_id}", timeout=30).json().get("qbo_id"))))
+        changes = api.get(f"{base}/changes", params={"after": before, "limit": 1000}, timeout=30).json()["changes"]
+        echoes = [c for c in changes if (c["entity"], str(c["qbo_id"])) in written]
+        figures.feed_echoes = len(echoes)
+        if echoes:
+            out(f"reference app: echoed entries: {[(c['seq'], c['entity'], c['qbo_id']) for c in echoes]}")
         total = float(invoice["TotalAmt"])
         started = time.monotonic()
         control.act(realm_id, "Payment", "create", {

@@ -136,7 +136,9 @@ def _record(conn: sqlite3.Connection, entity: str, app_id: str) -> dict[str, Any
             data["txn_date"] = row["txn_date"]
     record = {"entity": entity, "app_id": app_id, "version": row["version"], "op": "upsert", "data": data}
     if entity == "Customer" and row["born_in_qbo"] and row["version"] == 1:
-        record["qbo_id"] = row["qbo_id"]  # born in QuickBooks: link it (the integration pushes nothing)
+        # born in QuickBooks: link it (the integration pushes nothing); no data, so QuickBooks'
+        # values are the agreed ones (a job's parent included, which the app may not know yet)
+        record.update(qbo_id=row["qbo_id"], data={})
     if entity == "Customer" and row["deleted"]:
         record.update(op="delete", data={})
     return record

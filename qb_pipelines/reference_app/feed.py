@@ -89,8 +89,9 @@ def _customer(conn: sqlite3.Connection, op: str, app_id: str | None, qbo_id: str
     elif op == "upsert" and app_id:
         # changed in QuickBooks: take its name, e-mail and phone (no new version: nothing to push back)
         conn.execute("UPDATE customers SET display_name = COALESCE(?, display_name), email = ?, phone = ?, "
-                     "qbo_id = ? WHERE id = ?",
-                     (data.get("display_name"), data.get("email"), data.get("phone"), qbo_id, app_id))
+                     "parent_id = COALESCE(?, parent_id), qbo_id = ? WHERE id = ?",
+                     (data.get("display_name"), data.get("email"), data.get("phone"), data.get("parent_app_id"),
+                      qbo_id, app_id))
     elif op == "upsert":
         # born in QuickBooks: keep it as our own record; the worker sends it with "qbo_id" to link it
         known = conn.execute("SELECT id FROM customers WHERE qbo_id = ?", (qbo_id,)).fetchone()
