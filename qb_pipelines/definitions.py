@@ -14,10 +14,16 @@ from pathlib import Path
 import dagster as dg
 
 import qb_pipelines.defs
+from qb_pipelines.qbo.redact import install_redaction
 
 
 def build_defs() -> dg.Definitions:
-    """Autoload every definition in ``qb_pipelines.defs`` into one ``Definitions``."""
+    """Autoload every definition in ``qb_pipelines.defs`` into one ``Definitions``.
+
+    Every process that loads the code location (the webserver's code server, the daemon, each run)
+    also gets the token redaction on its log records, ``context.log`` included.
+    """
+    install_redaction("dagster", "qb_pipelines")
     # ComponentTree.from_module rather than load_from_defs_folder: the latter needs a ``[tool.dg]``
     # section in pyproject.toml to find the defs module; this names it directly. The autoloader
     # calls Dagster-internal preview functions; load_from_defs_folder silences those warnings

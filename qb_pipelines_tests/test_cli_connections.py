@@ -80,3 +80,69 @@ def test_connections_refresh_refreshes_due_and_expires_revoked(env: dict[str, st
     assert alive.access_expires_at > emulator.emu.clock.now() + timedelta(minutes=50)
     assert store.get("revoked").state is ConnectionState.SESSION_EXPIRED
     runtime.close()
+
+
+def _emulator_refresh_token(emulator: RunningEmulator, realm: str) -> str:
+    """A refresh token of ``realm``, as `qb-pipelines emulator tokens REALM` prints it."""
+    result = CliRunner().invoke(cli, ["emulator", "tokens", realm, "--url", emulator.url], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.output)["refresh_token"])
+
+
+def test_connections_add_connects_a_company_from_a_refresh_token_file(
+        env: dict[str, str], emulator: RunningEmulator, tmp_path: Path) -> None:
+    """End to end against the emulator: the tenant is created, the token proven and rotated, the company synced."""
+    realm = new_company(emulator, "Scripted Co")
+    token = _emulator_refresh_token(emulator, realm)
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(token + "\n")
+
+    code, out = _invoke(env, "connections", "add", "scripted", "--realm", realm, "--refresh-token-file",
+                        str(token_file), "--tenant-name", "Scripted")
+    assert code == 0, out
+    assert token not in out
+    shown = json.loads(out)
+    assert shown["kind"] == "first" and shown["realm_id"] == realm and shown["company_name"] == "Scripted Co"
+    assert shown["user_email"]
+
+    runtime = Runtime.from_env(env)
+    with runtime:
+        view = runtime.connections.get("scripted")
+        assert view.state is ConnectionState.CONNECTED and view.realm_id == realm
+        assert runtime.tenants.get("scripted").name == "Scripted"
+        with runtime.engine.connect() as db:
+            stored = db.exec_driver_sql("SELECT refresh_token_enc FROM qb_connections").scalar_one()
+        assert token not in stored  # encrypted,
+        assert SecretBox(env["QB_FERNET_KEY"]).decrypt(stored) != token  # and the rotated one
+        assert runtime.client_for("scripted").company_info()["CompanyName"] == "Scripted Co"
+
+    # the same command again, the token read from stdin: a reconnect of the same company
+    result = CliRunner().invoke(cli, ["connections", "add", "scripted", "--realm", realm, "--refresh-token-file", "-"],
+                                env=env, input=_emulator_refresh_token(emulator, realm) + "\n", catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kind"] == "reconnect"
+
+
+def test_connections_add_refuses_a_bad_token_and_a_wrong_realm_in_one_line(
+        env: dict[str, str], emulator: RunningEmulator, tmp_path: Path) -> None:
+    realm, other = new_company(emulator, "Token Co"), new_company(emulator, "Other Co")
+    token_file = tmp_path / "token.txt"
+
+    token_file.write_text("RT1-12-H0-1790000000notarealtokenatallxyz")
+    code, out = _invoke(env, "connections", "add", "acme", "--realm", realm, "--refresh-token-file", str(token_file))
+    assert code == 1 and "refused the refresh token" in out and "emulator tokens" in out
+    assert "Traceback" not in out and "notarealtoken" not in out and len(out.strip().splitlines()) == 1
+
+    token = _emulator_refresh_token(emulator, realm)
+    token_file.write_text(token)
+    code, out = _invoke(env, "connections", "add", "acme", "--realm", other, "--refresh-token-file", str(token_file))
+    assert code == 1 and f"does not open company {other}" in out and "realm" in out
+    assert "Traceback" not in out and token not in out and len(out.strip().splitlines()) == 1
+    with Runtime.from_env(env) as runtime:
+        assert runtime.connections.get("acme").state is ConnectionState.NOT_CONNECTED
+
+    code, out = _invoke(env, "connections", "add", "Not A Key!", "--realm", realm, "--refresh-token-file",
+                        str(token_file))
+    assert code == 1 and "tenants create" in out
+    options = [o for p in cli.commands["connections"].commands["add"].params for o in p.opts]
+    assert "--refresh-token" not in options  # never on the command line (shell history, ps)

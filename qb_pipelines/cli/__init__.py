@@ -26,6 +26,7 @@ import click
 from qb_pipelines.cli.admin import connections, keys, tenants, users, web
 from qb_pipelines.cli.api_keys import api_keys
 from qb_pipelines.cli.bench import bench_group
+from qb_pipelines.cli.common import CliGroup
 from qb_pipelines.cli.demo import demo
 from qb_pipelines.cli.emulator import emulator
 from qb_pipelines.cli.feed import feed
@@ -36,7 +37,7 @@ from qb_pipelines.cli.sync import sync
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """qb_pipelines: a Dagster-native QuickBooks Online integration and its QBO emulator."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from qb_pipelines.cli.common import echo_json
+from qb_pipelines.cli.common import announce_store, echo_json, runtime_from_env
 
 __all__ = ["connections", "keys", "tenants", "users", "web"]
 
@@ -19,6 +19,7 @@ def _store_session_factory() -> Any:
     """The integration store (``QB_DATABASE_URL``), migrated to the latest schema."""
     from qb_pipelines.store.db import make_engine, migrate, session_factory
 
+    announce_store()
     engine = make_engine()
     migrate(engine)
     return session_factory(engine)
@@ -26,13 +27,7 @@ def _store_session_factory() -> Any:
 
 def _runtime() -> Any:
     """The integration's runtime from the environment, or one clear line naming the missing setting."""
-    from qb_pipelines.config import SettingsError
-    from qb_pipelines.sync.runtime import Runtime
-
-    try:
-        return Runtime.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    return runtime_from_env()
 
 
 @click.command()
@@ -43,6 +38,7 @@ def web(host: str, port: int) -> None:
     from qb_pipelines.config import SettingsError
     from qb_pipelines.web.app import serve
 
+    announce_store()
     try:
         serve(host, port)
     except SettingsError as exc:
@@ -141,8 +137,53 @@ def connections_refresh(within_minutes: int) -> None:
     with _runtime() as runtime:
         summary = refresh_due(runtime.connections, runtime.oauth, timedelta(minutes=within_minutes))
     echo_json(summary.as_dict())
+    from qb_pipelines.qbo.redact import redact
+
+    for tenant, reason in summary.errors.items():
+        click.echo(redact(f"tenant {tenant}: {reason}"), err=True)
     if summary.errors:
         raise SystemExit(1)
+
+
+@connections.command("add")
+@click.argument("tenant")
+@click.option("--realm", required=True, metavar="REALM", help="The company's realm ID (the token's company).")
+@click.option("--refresh-token-file", "token_file", required=True, type=click.File("r"), metavar="FILE",
+              help="File holding the refresh token, or - to read it from stdin (never on the command line).")
+@click.option("--tenant-name", default=None, metavar="NAME",
+              help="Name of the tenant when this command creates it (default: the key).")
+def connections_add(tenant: str, realm: str, token_file: Any, tenant_name: str | None) -> None:
+    """Connect TENANT to QuickBooks company REALM with a refresh token, without the browser.
+
+    For scripts: a refresh token from Intuit's OAuth Playground, or from `qb-pipelines emulator
+    tokens REALM` for the emulator. The token is refreshed once (proving it, and rotating it), the
+    connecting user and the company are read as the web app's Connect does, and only the rotated
+    token is stored, encrypted. A tenant that does not exist yet is created.
+    """
+    import re
+
+    from qb_pipelines.sync.connections import ConnectFlowError, connect_with_refresh_token
+
+    refresh_token = token_file.read().strip()
+    if not refresh_token:
+        raise click.ClickException(f"no refresh token in {token_file.name}: put the token in the file "
+                                   "(or pipe it with --refresh-token-file -).")
+    with _runtime() as runtime:
+        if runtime.connections.get(tenant) is None:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", tenant):
+                raise click.ClickException(
+                    f"no tenant {tenant!r}, and it cannot be created with that key: use lower-case letters, digits, "
+                    "- or _ (up to 63), or create it first with `qb-pipelines tenants create KEY NAME`.")
+            runtime.tenants.ensure_tenant(tenant, (tenant_name or tenant)[:200])
+        try:
+            result = connect_with_refresh_token(
+                runtime.connections, runtime.oauth(), runtime.client, tenant, refresh_token, realm,
+                environment_name=runtime.settings.environment_name)
+        except ConnectFlowError as exc:
+            raise click.ClickException(f"tenant {tenant}: {exc.reason}") from None
+    echo_json({"tenant": tenant, "kind": result.kind, "realm_id": result.realm_id,
+               "company_name": result.company_name, "user_email": result.user_email,
+               "configured": result.configured})
 
 
 @click.group()

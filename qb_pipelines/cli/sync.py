@@ -6,7 +6,6 @@ what is printed is made for a terminal (a progress bar) and for logs (a line per
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -35,22 +34,15 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     the company, this one says so and waits for it (--wait), then lands.
     Needs QB_FERNET_KEY, QBO_CLIENT_ID, QBO_CLIENT_SECRET (and QBO_EMULATOR_URL for the emulator).
     """
-    from qb_pipelines.config import SettingsError
+    from qb_pipelines.cli.common import runtime_from_env
     from qb_pipelines.qbo import registry
     from qb_pipelines.qbo.errors import QBOError
     from qb_pipelines.sync.companies import UnknownCompanyError
     from qb_pipelines.sync.feed import FeedRecorder
     from qb_pipelines.sync.ingest import CompanyBusyError, land
     from qb_pipelines.sync.runs import recorded_landing
-    from qb_pipelines.sync.runtime import Runtime
 
-    env = dict(os.environ)
-    if database_url:
-        env["QB_DATABASE_URL"] = database_url
-    try:
-        runtime = Runtime.from_env(env)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    runtime = runtime_from_env(database_url)
     wanted = [e.strip() for e in entities.split(",") if e.strip()] if entities else None
     unknown = [e for e in wanted or [] if registry.find(e) is None]
     if unknown:  # a typo is not a failed landing: refuse it before anything is recorded

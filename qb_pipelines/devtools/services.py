@@ -4,6 +4,7 @@
 * :func:`run_web_process`: ``qb-pipelines web`` (the admin web app);
 * :func:`run_reference_app_process`: ``qb-pipelines reference-app serve`` (Fieldwise);
 * :func:`run_daemon_process`: ``dagster-daemon run`` (sensors, schedules, the run queue);
+* :func:`run_dagster_webserver_process`: ``dagster-webserver`` (the UI and its GraphQL API);
 * :func:`dagster_dev_process`: ``dagster dev`` (the Dagster UI and its own daemon).
 
 Each is a :class:`~qb_pipelines.devtools.processes.SupervisedProcess`: in its own session,
@@ -42,6 +43,7 @@ __all__ = [
     "WebProcess",
     "dagster_dev_process",
     "run_daemon_process",
+    "run_dagster_webserver_process",
     "run_emulator_process",
     "run_reference_app_process",
     "run_web_process",
@@ -215,6 +217,26 @@ def run_daemon_process(env: Mapping[str, str], cwd: Path, log_file: Path) -> Ite
     with SupervisedProcess("dagster-daemon", cmd, env=env, cwd=cwd, log_file=log_file,
                            stop_signal=signal.SIGINT, stop_timeout=30.0) as process:
         yield process
+
+
+@contextmanager
+def run_dagster_webserver_process(port: int, env: Mapping[str, str], cwd: Path, log_file: Path, *,
+                                  startup_timeout: float = 120.0) -> Iterator[WebProcess]:
+    """``dagster-webserver`` on this checkout's workspace, yielded once its ``/server_info`` answers.
+
+    Its GraphQL API is at ``<url>/graphql`` (what ``QB_DAGSTER_GRAPHQL_URL`` names).
+
+    Raises:
+        ProcessError: the port is taken, or the webserver exited or never answered.
+    """
+    if not port_is_free(port):
+        raise ProcessError(f"port {port} is in use: stop what runs there")
+    url = f"http://127.0.0.1:{port}"
+    cmd = [console_script("dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)]
+    with SupervisedProcess("dagster-webserver", cmd, env=env, cwd=cwd, log_file=log_file,
+                           stop_signal=signal.SIGINT, stop_timeout=30.0) as process:
+        _wait_for_http(process, f"{url}/server_info", startup_timeout)
+        yield WebProcess(url, process)
 
 
 def dagster_dev_process(port: int, env: Mapping[str, str], cwd: Path, *,

@@ -4,12 +4,12 @@ Fixed contract (other tools depend on it):
 
 * ``GET /_emulator/companies`` -> ``[{"realmId": "...", "name": "..."}, ...]``
 * ``POST /_emulator/companies/{realmId}/tokens`` -> ``access_token``, ``refresh_token``,
-  ``client_id``, ``client_secret`` accepted by the token endpoint (served by ``oauth.py``).
+  ``client_id``, ``client_secret`` accepted by the token endpoint (served by ``oauth/``).
 
 Besides (this module): create and reset companies, seed them, act as a QuickBooks user (changes
 that show in CDC and webhooks), export a company's objects, list sent documents. Faults, limits,
-counters and metering live in ``traffic.py``; webhooks in ``webhooks.py``; OAuth apps, users and
-token expiry in ``oauth.py``.
+counters and metering live in ``traffic/``; webhooks in ``webhooks.py``; OAuth apps, users and
+token expiry in ``oauth/control.py``.
 
 The clock (``GET|POST /_emulator/clock``): ``{"advance_seconds": 3600}`` moves emulator time
 forward, ``{"now": "2028-03-01T08:00:00Z"}`` moves it forward to an instant (start an emulator

@@ -8,20 +8,28 @@ connection's current tokens) so they go even when they have no recognisable shap
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 
-__all__ = ["REDACTED", "redact"]
+__all__ = ["REDACTED", "RedactingFilter", "install_redaction", "redact"]
 
 REDACTED = "[redacted]"
 
+_TOKEN_CHARS = r"[A-Za-z0-9._~+/=-]"
 _PATTERNS = (
-    # Authorization headers and "Bearer <token>" quoted in messages
-    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    # key=value / "key": "value" for the OAuth fields
+    # Authorization headers (Bearer or Basic credentials), quoted in messages or dumped dicts
+    re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+|basic\s+)?)" + _TOKEN_CHARS + "{8,}"),
+    # "Bearer <token>" anywhere else
+    re.compile(r"(?i)(\bbearer\s+)" + _TOKEN_CHARS + "{8,}"),
+    # key=value / "key": "value" for the OAuth fields (URLs, form bodies, JSON)
     re.compile(r"(?i)(\b(?:access_token|refresh_token|id_token|client_secret|code)[\"']?\s*[:=]\s*[\"']?)"
-               r"[A-Za-z0-9._~+/=-]{8,}"),
-    # JWTs (access and id tokens): three base64url parts, the first one a JSON header
-    re.compile(r"()\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+               + _TOKEN_CHARS + "{8,}"),
+    # JWTs and JWEs (Intuit's access tokens are JWEs: header..iv.ciphertext.tag), the first part a JSON header
+    re.compile(r"()\beyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){2,4}"),
+    # Intuit's refresh tokens (RT1-<n>-H0-<epoch><random>) and authorization codes / legacy tokens (AB11...)
+    re.compile(r"()\bRT1-\d+-H0-[A-Za-z0-9]{10,}"),
+    re.compile(r"()\bAB11[A-Za-z0-9]{20,}"),
 )
 
 
@@ -42,3 +50,82 @@ def redact(text: str | None, *secrets: str | None, limit: int | None = None) -> 
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text[:limit] if limit is not None else text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that rewrites every record it sees without token-shaped text.
+
+    The formatted message (``msg % args``) and the exception text are redacted and the record
+    keeps only the result, so whichever handler formats it later (a terminal, a file, Dagster's
+    event log) never sees a token. It never drops a record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Redact ``record`` in place (its message, arguments and exception text); returns it."""
+    if getattr(record, "_qb_redacted", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record: leave it to logging's own error handling
+        return record
+    cleaned = redact(message) or ""
+    if cleaned != message:
+        # Keep the arguments' shape where redacting them one by one is enough: formatters such as
+        # uvicorn's access log unpack ``record.args``.
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+            record.msg = redact(record.msg) if isinstance(record.msg, str) else record.msg
+            try:
+                ok = redact(record.getMessage()) == record.getMessage()
+            except Exception:
+                ok = False
+            if not ok:
+                record.msg, record.args = cleaned, None
+        else:
+            record.msg, record.args = cleaned, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    record._qb_redacted = True  # type: ignore[attr-defined]
+    return record
+
+
+_FILTER = RedactingFilter()
+_installed_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def install_redaction(*logger_names: str) -> RedactingFilter:
+    """Redact every log record of this process, whoever logs it and wherever it goes (idempotent).
+
+    Installs :class:`RedactingFilter` on the root logger's handlers, on the named loggers and
+    their handlers, and as a step of the log-record factory, so records created by any library
+    (uvicorn, Dagster, requests) and handlers added later are covered too.
+
+    Returns:
+        The filter, for callers that attach it to handlers of their own.
+    """
+    global _installed_factory
+    for name in ("", *logger_names):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+        for handler in logger.handlers:
+            if _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)
+    current = logging.getLogRecordFactory()
+    if current is not _installed_factory:
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            return redact_record(current(*args, **kwargs))
+
+        _installed_factory = factory
+        logging.setLogRecordFactory(factory)
+    return _FILTER

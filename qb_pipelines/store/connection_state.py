@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from qb_pipelines.qbo.errors import QBOError
 
-__all__ = ["USABLE_STATES", "ConnectKind", "ConnectionState", "ConnectionUnavailableError"]
+__all__ = ["USABLE_STATES", "ConnectKind", "ConnectionState", "ConnectionUnavailableError", "UnreadableTokenError"]
 
 
 class ConnectionState(StrEnum):
@@ -47,3 +47,19 @@ class ConnectionUnavailableError(QBOError):
         )
         self.tenant_key = tenant_key
         self.state = state
+
+
+class UnreadableTokenError(ConnectionUnavailableError):
+    """The tenant's stored tokens cannot be decrypted: altered in the database, or ``QB_FERNET_KEY`` changed.
+
+    Either way the connection cannot be used until the key is restored or the company reconnected,
+    so the store marks it ``connection_error`` (the card says so) before this is raised.
+    """
+
+    def __init__(self, tenant_key: str) -> None:
+        super().__init__(tenant_key, ConnectionState.CONNECTION_ERROR)
+        self.message = (f"the stored QuickBooks tokens of tenant {tenant_key!r} cannot be decrypted with "
+                        "QB_FERNET_KEY (they were altered, or the key changed)")
+        self.hint = ("reconnect the company in the admin web app (Accounting Integrations > Reconnect), "
+                     "or restore the QB_FERNET_KEY the tokens were stored with")
+        self.args = (self.message,)

@@ -84,7 +84,7 @@ class SecretBox:
             self._fernet = Fernet(raw)
         except (ValueError, TypeError) as exc:
             raise KeyConfigError(
-                "Invalid Fernet key (32 url-safe base64-encoded bytes expected). "
+                f"Invalid Fernet key in {KEY_ENV_VAR} (32 url-safe base64-encoded bytes expected). "
                 "Generate one with `qb-pipelines keys generate`."
             ) from exc
 

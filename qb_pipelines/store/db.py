@@ -34,6 +34,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from qb_pipelines.config import SettingsError
+
 #: Environment variable naming the store's SQLAlchemy URL.
 DATABASE_URL_ENV_VAR = "QB_DATABASE_URL"
 #: File name of the default SQLite store (in the current working directory).
@@ -88,8 +90,13 @@ def _make_sqlite_engine(url: sa.URL, **kwargs: Any) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not in_memory:
-        # Create the folder of the file, so `QB_DATABASE_URL=sqlite:///data/store.sqlite` just works.
-        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        # Never create the folder: a typo in the URL would otherwise make a new, empty store that
+        # every command then silently uses.
+        folder = Path(database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise SettingsError(
+                f"{DATABASE_URL_ENV_VAR} points into {folder}, which does not exist: create it "
+                f"(mkdir -p {folder}) or fix the URL.")
     connect_args = dict(kwargs.pop("connect_args", {}))
     # sqlite3's own busy timeout: how long a writer waits for the write lock.
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)

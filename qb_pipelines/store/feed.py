@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.orm import Session
 
+from qb_pipelines.qbo.redact import redact
 from qb_pipelines.store.crypto import SecretBox
 from qb_pipelines.store.models import FeedCallback, FeedEntry, Tenant
 from qb_pipelines.store.repository import Repository, UnknownTenantError
@@ -292,5 +293,5 @@ class FeedStore(Repository):
             tenant = self._tenant(session, tenant_key)
             row = session.scalars(sa.select(FeedCallback).where(FeedCallback.tenant_id == tenant.id)).one()
             row.attempts = int(row.attempts or 0) + 1
-            row.next_attempt_at, row.last_error = next_attempt_at, error[:1000]
+            row.next_attempt_at, row.last_error = next_attempt_at, redact(error, limit=1000)
             return int(row.attempts)

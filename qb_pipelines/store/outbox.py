@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.orm import Session
 
+from qb_pipelines.qbo.redact import redact
 from qb_pipelines.store.models import Connection, EntityMapping, OutboxRow, Tenant, utcnow
 from qb_pipelines.store.repository import Repository, UnknownTenantError
 
@@ -172,6 +173,12 @@ def _view(row: Any, tenant_key: str) -> OutboxView:
         bid=m["bid"], request_body=m["request_body"], review=m["review"], created_at=_aware(m["created_at"]),
         updated_at=_aware(m["updated_at"]), synced_at=_aware(m["synced_at"]),
     )
+
+
+def _without_secrets(values: dict[str, Any]) -> dict[str, Any]:
+    """Recorded errors (shown on the sync errors page and by the API) never keep a token-shaped value."""
+    return {k: redact(v) if k in ("error_message", "reason", "next_step") and isinstance(v, str) else v
+            for k, v in values.items()}
 
 
 def _aware(value: Any) -> Any:
@@ -441,7 +448,7 @@ class Outbox(Repository):
             return
         with self._write() as session:
             session.execute(OUTBOX.update().where(OUTBOX.c.id.in_(tuple(row_ids)))
-                            .values(updated_at=self._now(), **values))
+                            .values(updated_at=self._now(), **_without_secrets(values)))
 
     def update_each(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Set different columns on several rows, in one transaction."""
@@ -450,7 +457,8 @@ class Outbox(Repository):
         now = self._now()
         with self._write() as session:
             for row_id, values in changes:
-                session.execute(OUTBOX.update().where(OUTBOX.c.id == row_id).values(updated_at=now, **values))
+                session.execute(OUTBOX.update().where(OUTBOX.c.id == row_id)
+                                .values(updated_at=now, **_without_secrets(values)))
 
     def retry(self, row_ids: Sequence[int]) -> int:
         """Send failed (or retrying) rows again at the next push; returns how many changed."""

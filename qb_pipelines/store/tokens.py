@@ -24,7 +24,13 @@ from sqlalchemy.engine import Engine
 
 from qb_pipelines.qbo.errors import InvalidGrantError, OAuthError
 from qb_pipelines.qbo.redact import redact
-from qb_pipelines.store.connection_state import USABLE_STATES, ConnectionState, ConnectionUnavailableError
+from qb_pipelines.store.connection_state import (
+    USABLE_STATES,
+    ConnectionState,
+    ConnectionUnavailableError,
+    UnreadableTokenError,
+)
+from qb_pipelines.store.crypto import DecryptionError
 from qb_pipelines.store.models import Connection
 
 if TYPE_CHECKING:
@@ -90,7 +96,15 @@ class StoreTokenSource:
     def _decrypt(self, value: str | None) -> str:
         if not value:
             raise ConnectionUnavailableError(self.tenant_key, ConnectionState.DISCONNECTED)
-        return self._store._box.decrypt(value)
+        try:
+            return self._store._box.decrypt(value)
+        except DecryptionError:
+            raise UnreadableTokenError(self.tenant_key) from None
+
+    def _unreadable(self, exc: UnreadableTokenError) -> UnreadableTokenError:
+        """Mark the connection ``connection_error`` (outside the failed transaction) and return ``exc``."""
+        self._store.mark_state(self.tenant_key, ConnectionState.CONNECTION_ERROR, f"{exc.message}: {exc.hint}.")
+        return exc
 
     def _usable(self, conn: Connection | None) -> Connection:
         if conn is None:
@@ -107,11 +121,14 @@ class StoreTokenSource:
             InvalidGrantError: the refresh was refused (the state is now ``session_expired``).
         """
         store = self._store
-        with store._read() as session:
-            tenant = store._tenant(session, self.tenant_key)
-            conn = self._usable(store._connection(session, tenant.id))
-            token = self._decrypt(conn.access_token_enc)
-            expires = conn.access_expires_at
+        try:
+            with store._read() as session:
+                tenant = store._tenant(session, self.tenant_key)
+                conn = self._usable(store._connection(session, tenant.id))
+                token = self._decrypt(conn.access_token_enc)
+                expires = conn.access_expires_at
+        except UnreadableTokenError as exc:
+            raise self._unreadable(exc) from None
         if expires is not None and expires > store._now() + ACCESS_TOKEN_MARGIN:
             return token
         return self.refresh(token)
@@ -143,6 +160,12 @@ class StoreTokenSource:
         return self._locked_refresh(stale=None, due_within=within) is not None
 
     def _locked_refresh(self, *, stale: str | None, due_within: timedelta | None) -> str | None:
+        try:
+            return self._locked_refresh_once(stale=stale, due_within=due_within)
+        except UnreadableTokenError as exc:
+            raise self._unreadable(exc) from None
+
+    def _locked_refresh_once(self, *, stale: str | None, due_within: timedelta | None) -> str | None:
         store = self._store
         failure: BaseException | None = None
         result: str | None = None

@@ -36,6 +36,7 @@ import requests
 from qb_pipelines.qbo.client import MemoryTokenSource, QBOClient, TokenSource
 from qb_pipelines.qbo.errors import AuthenticationError, AuthorizationError, InvalidGrantError, QBOError
 from qb_pipelines.qbo.oauth import IntuitOAuth
+from qb_pipelines.store.connection_state import UnreadableTokenError
 from qb_pipelines.store.connections import ConnectionState, ConnectionStore, ConnectionUnavailableError
 
 log = logging.getLogger(__name__)
@@ -202,19 +203,85 @@ def complete_connect(
         raise ConnectFlowError(
             "QuickBooks did not return an authorization code and company. Click Connect and choose a company."
         )
+    return _connect(
+        store, oauth, client_factory, tenant_key, realm_id, lambda: oauth.exchange_code(code, realm_id),
+        refused="QuickBooks refused the authorization (it may have expired or been used already). Click Connect again.",
+        environment_name=environment_name,
+    )
+
+
+def connect_with_refresh_token(
+    store: ConnectionStore,
+    oauth: IntuitOAuth,
+    client_factory: ClientFactory,
+    tenant_key: str,
+    refresh_token: str,
+    realm_id: str,
+    *,
+    environment_name: str | None = None,
+) -> ConnectResult:
+    """Connect a tenant from a refresh token obtained elsewhere (Intuit's OAuth Playground, the emulator).
+
+    The same connection as :func:`complete_connect` without the browser: the token is refreshed
+    once (which proves it and rotates it), the connecting user and CompanyInfo are read with the
+    new access token, and only then is the rotated token stored, encrypted. The given token is
+    never stored nor logged.
+
+    Args:
+        refresh_token: The refresh token (for ``realm_id``'s company).
+        realm_id: The company the token was issued for.
+
+    Raises:
+        ConnectFlowError: a refused token, a token of another company, QuickBooks unreachable;
+            nothing was stored and the message says what to do.
+    """
+    refresh_token = (refresh_token or "").strip()
+    realm_id = (realm_id or "").strip()
+    if not refresh_token or not realm_id:
+        raise ConnectFlowError("a refresh token and the company's realm ID are both needed.")
+    return _connect(
+        store, oauth, client_factory, tenant_key, realm_id, lambda: oauth.refresh(refresh_token),
+        refused=("QuickBooks refused the refresh token (expired, revoked, already rotated, or issued to another "
+                 "app). Get a new one (Intuit's OAuth Playground, or `qb-pipelines emulator tokens REALM`) and "
+                 "try again."),
+        wrong_company=(f"the token does not open company {realm_id}: check the realm ID (it is shown with the "
+                       "token in Intuit's OAuth Playground), then try again with a new token."),
+        environment_name=environment_name,
+    )
+
+
+def _connect(
+    store: ConnectionStore,
+    oauth: IntuitOAuth,
+    client_factory: ClientFactory,
+    tenant_key: str,
+    realm_id: str,
+    obtain_tokens: Callable[[], Any],
+    *,
+    refused: str,
+    wrong_company: str | None = None,
+    environment_name: str | None = None,
+) -> ConnectResult:
+    """Obtain tokens, read who connected and which company, then store the connection (both flows)."""
     env_name = environment_name or getattr(getattr(oauth, "environment", None), "name", None) or "production"
     try:
-        tokens = oauth.exchange_code(code, realm_id)
+        tokens = obtain_tokens()
         user = oauth.userinfo(tokens.access_token)
         # Reading CompanyInfo may need a refresh already; the token source keeps the newest set.
         fresh = MemoryTokenSource(oauth, tokens)
         client = client_factory(realm_id, fresh)
         company = client.company_info()
     except InvalidGrantError as exc:
-        log.warning("connect for tenant %s: code exchange refused (%s)", tenant_key, type(exc).__name__)
-        raise ConnectFlowError(
-            "QuickBooks refused the authorization (it may have expired or been used already). Click Connect again."
-        ) from exc
+        log.warning("connect for tenant %s: tokens refused (%s)", tenant_key, type(exc).__name__)
+        raise ConnectFlowError(refused) from exc
+    except (AuthenticationError, AuthorizationError) as exc:
+        if wrong_company is None:
+            log.warning("connect for tenant %s failed: %s", tenant_key, _describe(exc))
+            raise ConnectFlowError(
+                f"QuickBooks answered with an error ({_describe(exc)}). Try again in a moment.") from exc
+        log.warning("connect for tenant %s: the tokens do not open realm %s (%s)", tenant_key, realm_id,
+                    type(exc).__name__)
+        raise ConnectFlowError(wrong_company) from exc
     except QBOError as exc:
         log.warning("connect for tenant %s failed: %s", tenant_key, _describe(exc))
         raise ConnectFlowError(f"QuickBooks answered with an error ({_describe(exc)}). Try again in a moment.") from exc
@@ -375,6 +442,9 @@ def refresh_due(
                 summary.refreshed.append(tenant)
         except InvalidGrantError:
             summary.expired.append(tenant)
+        except UnreadableTokenError as exc:  # the token source marked it connection_error
+            log.warning("refreshing tenant %s failed: %s", tenant, exc.message)
+            summary.errors[tenant] = f"{exc.message}. Next: {exc.hint}."
         except (QBOError, requests.RequestException) as exc:
             reason = _describe_any(exc)
             log.warning("refreshing tenant %s failed: %s", tenant, reason)

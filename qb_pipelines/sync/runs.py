@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from qb_pipelines.qbo.redact import redact
 from qb_pipelines.store.sync_runs import SyncRunStore
 from qb_pipelines.sync.ingest import LandResult
 
@@ -39,7 +40,7 @@ _SECRETS = (
 
 def describe_failure(exc: BaseException) -> str:
     """One line saying what went wrong, with anything token-shaped replaced by ``[redacted]``."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    text = redact(" ".join(f"{type(exc).__name__}: {exc}".split())) or ""
     for pattern in _SECRETS:
         text = pattern.sub(lambda m: f"{m.group(1)} [redacted]" if m.re.groups else "[redacted]", text)
     return text[:500]

@@ -54,9 +54,11 @@ from qb_pipelines.store.db import SQLITE_BEGIN_OPTION
 from qb_pipelines.store.feed import MAX_READ
 from qb_pipelines.store.outbox import EnqueueResult, OutboxView
 from qb_pipelines.store.repository import UnknownTenantError
+from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.push import PayloadError, enqueue_record
 from qb_pipelines.sync.push.contract import ENTITIES, Record, schemas, validate
 from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines.web.dagster_launch import PushLauncher
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +250,9 @@ async def post_records(request: Request) -> Response:
         log.error("records API: enqueue for %s failed: %s", tenant, type(exc).__name__)
         return _error(503, "The outbox is unavailable right now; nothing was stored. Try again.",
                       headers={"Retry-After": "5"})
+    launcher = request.app.state.push_launcher
+    if launcher is not None and any(not (r.duplicate or r.ignored) for r in results):
+        launcher.records_enqueued(tenant)  # best effort, in the background; the sensor is the backstop
     if batch:
         return JSONResponse({"records": [_row_json(r) for r in results]}, status_code=202)
     first = results[0].row
@@ -350,11 +355,24 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error(500, "Something went wrong on our side; nothing was stored if the request wrote. Try again.")
 
 
-def api_app(runtime: Runtime, rate_per_s: float = 50.0) -> Starlette:
-    """The API as its own small Starlette app (JSON errors, the runtime, the per-key limiter)."""
+def _company_of(runtime: Runtime, tenant: str) -> str | None:
+    try:
+        return runtime.resolve(tenant).key
+    except UnknownCompanyError:
+        return None
+
+
+def api_app(runtime: Runtime, rate_per_s: float = 50.0, dagster_graphql_url: str | None = None) -> Starlette:
+    """The API as its own small Starlette app (JSON errors, the runtime, the per-key limiter).
+
+    With ``dagster_graphql_url`` an enqueue asks Dagster for the push run at once
+    (:class:`~qb_pipelines.web.dagster_launch.PushLauncher`).
+    """
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, 500: _server_error})
     app.state.runtime = runtime
     app.state.key_rate = KeyRate(rate_per_s)
+    app.state.push_launcher = (PushLauncher(dagster_graphql_url, lambda tenant: _company_of(runtime, tenant))
+                               if dagster_graphql_url else None)
     return app
 
 
@@ -374,4 +392,5 @@ class ApiDoor:
 
 def api_middleware(settings: Any, runtime: Runtime) -> Middleware:
     """The :class:`ApiDoor` for the admin app (:func:`qb_pipelines.web.app.create_app`)."""
-    return Middleware(ApiDoor, api=api_app(runtime, float(getattr(settings, "api_rate_per_s", 50.0))))
+    return Middleware(ApiDoor, api=api_app(runtime, float(getattr(settings, "api_rate_per_s", 50.0)),
+                                           getattr(settings, "dagster_graphql_url", None)))

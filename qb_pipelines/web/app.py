@@ -39,6 +39,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qb_pipelines.config import SettingsError
+from qb_pipelines.qbo.redact import install_redaction
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web import integrations, settings_pages, signin, sync_errors
 from qb_pipelines.web.api import api_middleware
@@ -113,6 +114,7 @@ def create_app(settings: WebSettings, runtime: Runtime | None = None) -> Starlet
     """
     if not settings.session_secret:
         raise SettingsError("QB_SESSION_SECRET is not set: it signs the admin session cookies.")
+    install_redaction("qb_pipelines", "uvicorn", "uvicorn.error", "uvicorn.access", "starlette")
     runtime = runtime or Runtime(settings.app_settings())
     middleware = [
         Middleware(SecurityHeaders),
@@ -190,6 +192,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: WebSettings | Non
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=True, log_level="info")
     # uvicorn configures its loggers when the Config is built: attach the redaction after that.
     install_log_redaction()
+    install_redaction("qb_pipelines", "uvicorn", "uvicorn.error", "uvicorn.access")  # uvicorn's new handlers
     log.info("admin web app on http://%s:%d (QuickBooks environment: %s)", host, port, settings.environment_name)
     uvicorn.Server(config).run()
 

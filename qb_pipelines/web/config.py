@@ -17,6 +17,7 @@ is reported by name, with what to put in it (:class:`~qb_pipelines.config.Settin
 | ``QB_READ_BUDGET`` | monthly metered read calls allowed per company (default 500,000, Intuit's Builder tier) |
 | ``QBO_WEBHOOK_VERIFIER_TOKEN`` | the Verifier Token of the Intuit app's webhooks; unset: ``POST /webhooks/quickbooks`` answers 503 |
 | ``QB_API_RATE_LIMIT`` | requests per second each records-API key may make, per web worker (default 50, bursts of twice that; ``0``: no limit) |
+| ``QB_DAGSTER_GRAPHQL_URL`` | the dagster-webserver's ``/graphql``: an enqueue asks Dagster for the push run at once (:mod:`qb_pipelines.web.dagster_launch`); unset: the outbox sensor alone starts push runs |
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class WebSettings(AppSettings):
             key of the ``intuit-signature`` HMAC; ``None`` turns webhook intake off (503).
         api_rate_per_s: Requests per second one records-API key may make (per web worker; bursts
             of twice that); ``0`` lifts the limit.
+        dagster_graphql_url: The dagster-webserver's GraphQL endpoint; when set, the records API
+            asks for the company's push run right after an enqueue (best effort, in the background).
     """
 
     session_secret: str = field(default="", repr=False)
@@ -56,6 +59,7 @@ class WebSettings(AppSettings):
     read_budget: int = DEFAULT_READ_BUDGET
     webhook_verifier_token: str | None = field(default=None, repr=False)
     api_rate_per_s: float = 50.0
+    dagster_graphql_url: str | None = None
 
     def app_settings(self) -> AppSettings:
         """The shared part (what the runtime is built from)."""
@@ -100,4 +104,5 @@ class WebSettings(AppSettings):
         values = {**app.__dict__, "redirect_uri": redirect_uri}
         return cls(**values, session_secret=secret, https_only=https_only, webhook_verifier_token=verifier,
                    session_idle_s=int(idle) * 60 if idle else 3600, read_budget=read_budget(env),
-                   api_rate_per_s=api_rate)
+                   api_rate_per_s=api_rate,
+                   dagster_graphql_url=(env.get("QB_DAGSTER_GRAPHQL_URL") or "").strip() or None)

@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from qb_pipelines.qbo.client import QBOClient
+from qb_pipelines.qbo.redact import redact
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web import auth
 
@@ -51,10 +52,10 @@ def flash(request: Request, *, banner: dict[str, str] | None = None, toast: str 
           toast_kind: str = "") -> None:
     """Queue a banner or a toast for the next page (kept in the signed session cookie)."""
     queued = request.session.get(_SESSION_FLASH) or {}
-    if banner is not None:
-        queued["banner"] = banner
+    if banner is not None:  # error banners quote QuickBooks' messages: never a token in them
+        queued["banner"] = {k: redact(v) if isinstance(v, str) else v for k, v in banner.items()}
     if toast:
-        queued.setdefault("toasts", []).append({"text": toast, "kind": toast_kind})
+        queued.setdefault("toasts", []).append({"text": redact(toast), "kind": toast_kind})
     request.session[_SESSION_FLASH] = queued
 
 

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from qb_pipelines.qbo.redact import redact
 from qb_pipelines.store.outbox import OutboxView
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines.web import auth
@@ -73,7 +74,7 @@ def _label(field: str) -> str:
 
 def _error_row(row: OutboxView) -> dict[str, Any]:
     return {"id": row.id, "entity": row.entity, "app_id": row.app_id, "label": row.label, "status": row.status,
-            "reason": row.error_message or row.reason or "", "code": row.error_code or "",
+            "reason": redact(row.error_message or row.reason or ""), "code": row.error_code or "",
             "next_step": row.next_step or ("goes as soon as what it waits for is in QuickBooks"
                                            if row.status == "blocked" else ""),
             "attempts": row.attempts, "next_retry": _when(row.next_attempt_at) if row.status == "retrying" else "",

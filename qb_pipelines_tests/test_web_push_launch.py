@@ -1,0 +1,95 @@
+"""The records API's fast path: an enqueue asks a real dagster-webserver for the company's push run.
+
+A real ``dagster-webserver`` (the project's workspace, a Dagster instance in a temporary folder
+whose queued run coordinator holds the runs: no daemon, so the launched run stays queued and can
+be inspected), the web app served by uvicorn with ``dagster_graphql_url`` set, the emulator as
+QuickBooks. What is checked: the run is ``qbo_push_job`` for the company's partition with the
+sensor's tags; a second enqueue while that run is queued asks for no second run; a Dagster that
+cannot be reached never fails the enqueue.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from qb_pipelines.defs import push as push_defs
+from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
+from qb_pipelines.demo.instance import open_instance, write_demo_instance
+from qb_pipelines.devtools.ports import free_port
+from qb_pipelines.devtools.processes import child_env
+from qb_pipelines.devtools.services import run_dagster_webserver_process
+from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines.web import dagster_launch
+from qb_pipelines_tests.harness import connect_company
+from qb_pipelines_tests.web_fixtures import start_web
+
+
+def _post(url: str, tenant: str, key: str, app_id: str) -> requests.Response:
+    body = {"entity": "Customer", "app_id": app_id, "version": 1, "op": "upsert",
+            "data": {"display_name": f"Fast Path {app_id}"}}
+    return requests.post(f"{url}/api/v1/tenants/{tenant}/records", json=body, timeout=30,
+                         headers={"Authorization": f"Bearer {key}"})
+
+
+def test_the_web_app_names_the_push_job_and_tag_as_the_definitions_do() -> None:
+    assert dagster_launch.PUSH_JOB_NAME == push_defs.PUSH_JOB_NAME
+    assert dagster_launch.PUSH_TAG == push_defs.PUSH_TAG
+
+
+@pytest.mark.slow
+def test_an_enqueue_launches_the_company_push_run_through_dagster_graphql(
+        shared_emulator: RunningEmulator, tmp_path: Path) -> None:
+    import dagster as dg
+
+    home = write_demo_instance(tmp_path / "dagster_home")
+    port = free_port()
+    stack = start_web(shared_emulator, tmp_path, dagster_graphql_url=f"http://127.0.0.1:{port}/graphql")
+    # the webserver checks the run's resources when it launches: they read the store's settings
+    settings = stack.settings
+    env = child_env({"DAGSTER_HOME": str(home), "QB_DATABASE_URL": str(settings.database_url),
+                     "QB_FERNET_KEY": settings.fernet_key, "QBO_CLIENT_ID": settings.client_id,
+                     "QBO_CLIENT_SECRET": settings.client_secret, "QBO_ENVIRONMENT": "emulator",
+                     "QBO_EMULATOR_URL": str(settings.emulator_url)})
+    try:
+        with run_dagster_webserver_process(port, env, tmp_path, tmp_path / "webserver.log"):
+            company = connect_company(shared_emulator, stack.runtime)
+            key = stack.runtime.api_keys.create(company.tenant, "test").key
+            company_key = stack.runtime.resolve(company.tenant).key
+            with open_instance(home) as instance:
+                instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [company_key])
+                assert _post(stack.url, company.tenant, key, "c-1").status_code == 202
+                runs: list = []
+                deadline = time.monotonic() + 60
+                while not runs and time.monotonic() < deadline:
+                    runs = instance.get_runs(filters=dg.RunsFilter(tags={push_defs.PUSH_TAG: company_key}))
+                    time.sleep(0.2)
+                assert len(runs) == 1, "the enqueue asked Dagster for one push run"
+                run = runs[0]
+                assert run.job_name == push_defs.PUSH_JOB_NAME
+                assert run.tags["dagster/partition"] == company_key
+                assert run.tags["qbo/trigger"] == "api"
+                # no daemon here: it waits in the queue
+                assert run.status in (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED)
+
+                # while that run is queued, more records ask for no second run: it will take them
+                assert _post(stack.url, company.tenant, key, "c-2").status_code == 202
+                time.sleep(3)
+                assert len(instance.get_runs(filters=dg.RunsFilter(tags={push_defs.PUSH_TAG: company_key}))) == 1
+    finally:
+        stack.stop()
+
+
+def test_an_unreachable_dagster_never_fails_the_enqueue(shared_emulator: RunningEmulator, tmp_path: Path) -> None:
+    stack = start_web(shared_emulator, tmp_path, dagster_graphql_url=f"http://127.0.0.1:{free_port()}/graphql")
+    try:
+        company = connect_company(shared_emulator, stack.runtime)
+        key = stack.runtime.api_keys.create(company.tenant, "test").key
+        answer = _post(stack.url, company.tenant, key, "c-1")
+        assert answer.status_code == 202, answer.text
+        assert stack.runtime.outbox.record(company.tenant, "Customer", "c-1") is not None
+    finally:
+        stack.stop()
