@@ -66,3 +66,40 @@ def test_deployment_dagster_yaml_limits_one_run_per_company_and_the_qbo_api_pool
             instance.event_log_storage.initialize_concurrency_limit_to_default("qbo_api")
             info = instance.event_log_storage.get_concurrency_info("qbo_api")
             assert info.slot_count == config.pool_config.default_pool_limit
+
+
+def test_the_reference_app_key_and_callback_secret_are_kept_reused_and_replaced_when_revoked(tmp_path: Path) -> None:
+    from qb_pipelines.demo.refapp import reference_app_environment
+    from qb_pipelines.sync.runtime import Runtime
+    from qb_pipelines_tests.harness import emulator_settings, settings_env
+
+    settings = emulator_settings(f"sqlite:///{tmp_path / 'store.sqlite'}", "http://127.0.0.1:9")
+    env = settings_env(settings)
+    secrets_path = tmp_path / "secrets.env"
+    with Runtime(settings) as runtime:
+        runtime.tenants.ensure_tenant("demo", "Demo")
+    first = reference_app_environment(env, secrets_path, tmp_path, web_url="http://127.0.0.1:8000", port=8100)
+    assert first["REFAPP_TENANT"] == "demo" and first["REFAPP_POLL_SECONDS"] == "1"
+    assert first["REFAPP_DATABASE"] == str(tmp_path / "refapp.sqlite")
+    assert first["REFAPP_API_URL"] == "http://127.0.0.1:8000"
+    kept, _ = load_secrets(secrets_path)
+    assert kept["REFAPP_API_KEY"] == first["REFAPP_API_KEY"]
+    assert kept["REFAPP_CALLBACK_SECRET"] == first["REFAPP_CALLBACK_SECRET"]
+    assert stat.S_IMODE(secrets_path.stat().st_mode) == 0o600
+    with Runtime(settings) as runtime:
+        assert runtime.api_keys.tenant_of(first["REFAPP_API_KEY"]) == "demo"
+        callback = runtime.feed.callback("demo")
+        assert callback is not None and callback.url == "http://127.0.0.1:8100/hooks/quickbooks"
+        assert runtime.feed.callback_secret("demo") == first["REFAPP_CALLBACK_SECRET"]
+
+    again = reference_app_environment(env, secrets_path, tmp_path, web_url="http://127.0.0.1:8000", port=8100)
+    assert again["REFAPP_API_KEY"] == first["REFAPP_API_KEY"]  # restart: the same key, still valid
+    assert again["REFAPP_CALLBACK_SECRET"] == first["REFAPP_CALLBACK_SECRET"]
+
+    with Runtime(settings) as runtime:  # revoked meanwhile: a new key replaces it
+        runtime.api_keys.revoke("demo", first["REFAPP_API_KEY"][:12])
+    replaced = reference_app_environment(env, secrets_path, tmp_path, web_url="http://127.0.0.1:8000", port=8100)
+    assert replaced["REFAPP_API_KEY"] != first["REFAPP_API_KEY"]
+    assert load_secrets(secrets_path)[0]["REFAPP_API_KEY"] == replaced["REFAPP_API_KEY"]
+    # the demo's own secrets are untouched
+    assert all(kept[n] == load_secrets(secrets_path)[0][n] for n in SECRET_NAMES)

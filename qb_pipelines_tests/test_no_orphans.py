@@ -219,12 +219,12 @@ def test_emulator_bench_leaves_nothing(watch: Watch) -> None:
 # ------------------------------------------------------------------------------------ headless demo
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(460)
 def test_demo_headless_lands_everything_proves_a_webhook_and_leaves_nothing(watch: Watch) -> None:
     port, web_port = free_port(), free_port()
     env = watch.env(QBO_EMULATOR_URL="", QB_DATABASE_URL="", DAGSTER_HOME="")
     done = run_command(watch, ["demo", "--headless", "--port", str(port), "--web-port", str(web_port)],
-                       timeout=380, env=env)
+                       timeout=440, env=env)
     output = done.output
     assert done.returncode == 0, output[-6000:]
     summary = done.json_line()
@@ -240,6 +240,10 @@ def test_demo_headless_lands_everything_proves_a_webhook_and_leaves_nothing(watc
     assert "(every check)" in output
     assert summary["webhook_run_id"] and summary["webhook_latency_s"] is not None
     assert "webhook change:    arrived in the warehouse" in output
+    # the reference app's loop: its invoice reached QuickBooks, the payment came back, no echo
+    assert summary["push_latency_s"] is not None and summary["payment_back_latency_s"] is not None
+    assert summary["feed_echoes"] == 0
+    assert "reference app (Fieldwise) at http://127.0.0.1:" in output and "reference app:     pushed in" in output
     # secrets are generated and used, never printed
     assert "QB_FERNET_KEY=" not in output and "QB_SESSION_SECRET=" not in output
     watch.assert_nothing_left()
@@ -259,8 +263,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _interactive_demo(watch: Watch, demo_dir: Path, act: Callable[[SupervisedProcess, int], None]) -> tuple[
         Finished, list[int]]:
-    ports = [free_port(), free_port(), free_port()]
-    emulator_port, web_port, dagster_port = ports
+    ports = [free_port(), free_port(), free_port(), free_port()]
+    emulator_port, web_port, dagster_port, refapp_port = ports
 
     def when_the_ui_answers(command: SupervisedProcess) -> None:
         deadline = time.monotonic() + 200
@@ -276,7 +280,8 @@ def _interactive_demo(watch: Watch, demo_dir: Path, act: Callable[[SupervisedPro
         act(command, dagster_port)
 
     done = run_command(watch, ["demo", "--demo-dir", str(demo_dir), "--port", str(emulator_port),
-                               "--web-port", str(web_port), "--dagster-port", str(dagster_port)],
+                               "--web-port", str(web_port), "--dagster-port", str(dagster_port),
+                               "--refapp-port", str(refapp_port)],
                        timeout=280, while_running=when_the_ui_answers)
     return done, ports
 

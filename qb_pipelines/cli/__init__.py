@@ -31,6 +31,7 @@ from qb_pipelines.cli.demo import demo
 from qb_pipelines.cli.emulator import emulator
 from qb_pipelines.cli.feed import feed
 from qb_pipelines.cli.push import push
+from qb_pipelines.cli.reference_app import reference_app
 from qb_pipelines.cli.sync import sync
 
 __all__ = ["cli", "main"]
@@ -42,7 +43,7 @@ def cli() -> None:
 
 
 for _command in (emulator, demo, sync, push, bench_group, web, users, tenants, connections, keys, api_keys,
-                 feed):
+                 feed, reference_app):
     cli.add_command(_command)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qb_pipelines.demo.check import check_emulator
-from qb_pipelines.demo.config import WEBHOOK_TIMEOUT_S, Out
+from qb_pipelines.demo.config import WEBHOOK_TIMEOUT_S, DemoError, Out
 from qb_pipelines.demo.instance import (
     open_instance,
     process_environment,
@@ -22,6 +22,7 @@ from qb_pipelines.demo.instance import (
     webhook_runs,
 )
 from qb_pipelines.demo.landing import LoadSummary, land_in_process
+from qb_pipelines.demo.refapp import LoopFigures, measure_loop
 from qb_pipelines.demo.stack import headless_stack
 from qb_pipelines.demo.warehouse import wait_for_row
 from qb_pipelines.devtools.processes import SupervisedProcess
@@ -50,6 +51,9 @@ class HeadlessReport:
     webhook_run_id: str | None
     failures: list[str]
     seconds: float
+    push_latency_s: float | None = None
+    payment_back_latency_s: float | None = None
+    feed_echoes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,10 +63,13 @@ class HeadlessReport:
             "report_partitions": self.report_partitions, "checks_passed": self.checks_passed,
             "checks_total": self.checks_total, "webhook_latency_s": self.webhook_latency_s,
             "webhook_run_id": self.webhook_run_id, "failures": self.failures, "seconds": round(self.seconds, 1),
+            "push_latency_s": self.push_latency_s, "payment_back_latency_s": self.payment_back_latency_s,
+            "feed_echoes": self.feed_echoes,
         }
 
 
-def run_headless(*, port: int, web_port: int, out: Out = print, keep_dir: Path | None = None) -> HeadlessReport:
+def run_headless(*, port: int, web_port: int, refapp_port: int, out: Out = print, keep_dir: Path | None = None
+                 ) -> HeadlessReport:
     """The whole demo without the UI (see :mod:`qb_pipelines.demo`). Never raises for a failed step.
 
     Ctrl-C and SIGTERM (under :func:`~qb_pipelines.devtools.signals.interrupt_on_signals`) still
@@ -71,6 +78,7 @@ def run_headless(*, port: int, web_port: int, out: Out = print, keep_dir: Path |
     Args:
         port: the emulator's port.
         web_port: the admin web app's port.
+        refapp_port: the reference app's port.
         out: where progress lines go.
         keep_dir: run in this folder and keep it (a fresh temporary folder, removed, by default).
     """
@@ -86,8 +94,9 @@ def run_headless(*, port: int, web_port: int, out: Out = print, keep_dir: Path |
     load = LoadSummary()
     latency: float | None = None
     run_id: str | None = None
+    loop = LoopFigures()
     try:
-        with headless_stack(root, port=port, web_port=web_port, out=out) as stack:
+        with headless_stack(root, port=port, web_port=web_port, out=out, refapp_port=refapp_port) as stack:
             check = check_emulator(stack.emulator_url)
             report.update(emulator_url=stack.emulator_url, realm_id=stack.connected.realm_id,
                           company_name=stack.connected.company_name, company_key=stack.connected.company_key,
@@ -125,6 +134,16 @@ def run_headless(*, port: int, web_port: int, out: Out = print, keep_dir: Path |
                             else:
                                 out(f"the change reached the warehouse in {latency:.1f} s through webhook run "
                                     f"{run_id[:8]}")
+                        # Fieldwise -> QuickBooks -> Fieldwise, through the daemon's push, landing and feed
+                        try:
+                            loop = measure_loop(stack.refapp_url, stack.web_url, stack.refapp_env,
+                                                realm_id=stack.connected.realm_id, emulator_url=stack.emulator_url,
+                                                engine=engine, company_key=company, out=out,
+                                                still_possible=lambda: daemon.alive() and stack.refapp_alive())
+                            if loop.feed_echoes:
+                                failures.append(f"{loop.feed_echoes} feed entries echoed the integration's own writes")
+                        except DemoError as exc:
+                            failures.append(f"reference app loop: {exc}")
                     finally:
                         engine.dispose()
                         left = wait_for_runs(instance, timeout=60.0 if daemon.alive() else 0.0)
@@ -136,12 +155,14 @@ def run_headless(*, port: int, web_port: int, out: Out = print, keep_dir: Path |
         if keep_dir is None:
             shutil.rmtree(root, ignore_errors=True)
     return HeadlessReport(
-        ok=not failures and latency is not None, emulator_url=report["emulator_url"], realm_id=report["realm_id"],
+        ok=not failures and latency is not None and loop.payment_back_latency_s is not None, emulator_url=report["emulator_url"], realm_id=report["realm_id"],
         company_name=report["company_name"], company_key=report["company_key"], counts=report["counts"],
         entities_landed=len(load.entities), entities_expected=len(registry.ENTITIES),
         report_partitions=sum(load.reports.values()), checks_passed=sum(load.checks.values()),
         checks_total=len(load.checks), webhook_latency_s=round(latency, 2) if latency is not None else None,
         webhook_run_id=run_id, failures=failures, seconds=time.perf_counter() - t0,
+        push_latency_s=loop.push_latency_s, payment_back_latency_s=loop.payment_back_latency_s,
+        feed_echoes=loop.feed_echoes,
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from qb_pipelines.demo.config import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, SECRET_NAMES
 from qb_pipelines.devtools.processes import child_env
 
-__all__ = ["demo_environment", "load_secrets", "sqlite_url"]
+__all__ = ["demo_environment", "load_secrets", "save_secrets", "sqlite_url"]
 
 
 def _generate(name: str) -> str:
@@ -51,6 +51,19 @@ def load_secrets(path: Path) -> tuple[dict[str, str], list[str]]:
             fh.write(body)
     os.chmod(path, 0o600)
     return values, created
+
+
+def save_secrets(path: Path, updates: Mapping[str, str]) -> dict[str, str]:
+    """Add or replace values in the secrets file (mode 600 kept); returns every value now in it."""
+    values, _ = load_secrets(path)
+    values.update(updates)
+    body = "# Demo secrets written by `qb-pipelines demo`: keep private (they decrypt the demo's tokens).\n"
+    body += "".join(f"{k}={values[k]}\n" for k in sorted(values))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(body)
+    os.chmod(path, 0o600)
+    return values
 
 
 def sqlite_url(path: Path) -> str:

@@ -16,17 +16,23 @@ from qb_pipelines.demo.check import check_emulator, print_connection_help
 from qb_pipelines.demo.config import DEMO_SEED, SECRETS_FILE, DemoError, Out
 from qb_pipelines.demo.connect import ConnectedDemo, prepare_store, register_with_emulator
 from qb_pipelines.demo.instance import write_demo_instance
+from qb_pipelines.demo.refapp import reference_app_environment
 from qb_pipelines.demo.secrets_file import demo_environment, load_secrets, sqlite_url
 from qb_pipelines.devtools.ports import port_is_free
 from qb_pipelines.devtools.processes import console_script, wait_any
-from qb_pipelines.devtools.services import dagster_dev_process, run_emulator_process, run_web_process
+from qb_pipelines.devtools.services import (
+    dagster_dev_process,
+    run_emulator_process,
+    run_reference_app_process,
+    run_web_process,
+)
 
 __all__ = ["print_demo_help", "run_ui"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def run_ui(*, port: int, dagster_port: int, web_port: int, root: Path, out: Out) -> None:
+def run_ui(*, port: int, dagster_port: int, web_port: int, root: Path, out: Out, refapp_port: int = 8100) -> None:
     """Run the interactive demo in ``root`` until interrupted.
 
     Returns when Ctrl-C or SIGTERM stopped it (everything it started is stopped by then).
@@ -41,7 +47,8 @@ def run_ui(*, port: int, dagster_port: int, web_port: int, root: Path, out: Out)
     # The run queue is polled every second (Dagster: 5 s) so a webhook's run starts at once.
     dagster_home = write_demo_instance(root / "dagster_home", dequeue_interval_s=1)
     console_script("dagster")  # missing: say so before starting anything
-    for what, number, flag in (("Dagster UI", dagster_port, "--dagster-port"), ("admin web app", web_port, "--web-port")):
+    for what, number, flag in (("Dagster UI", dagster_port, "--dagster-port"), ("admin web app", web_port, "--web-port"),
+                               ("reference app", refapp_port, "--refapp-port")):
         if not port_is_free(number):
             raise DemoError(f"port {number} ({what}) is in use: stop what runs there or pass {flag}")
 
@@ -59,19 +66,27 @@ def run_ui(*, port: int, dagster_port: int, web_port: int, root: Path, out: Out)
                 print_demo_help(connected, web.url, dagster_port, dagster_home, secrets_path,
                                 values["QB_DEMO_ADMIN_PASSWORD"] if "QB_DEMO_ADMIN_PASSWORD" in created else None,
                                 check.url, out)
-                quiet = "ignore:Function `dev_command` is superseded"
-                # `dagster dev` notes that `dg dev` supersedes it; `dg` needs the separate dagster-dg-cli
-                # and a [tool.dg] project table, and the note means nothing to a demo user.
-                env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), quiet) if w)
-                # cwd is the demo folder, not the checkout: Dagster warns about the top-level
-                # dagster.yaml (the deployment's PostgreSQL config) when started beside it.
-                with dagster_dev_process(dagster_port, env, root) as ui:
-                    ended = wait_any([ui, web.process, emu.process])
-                    raise DemoError(f"{ended.name} stopped on its own ({ended.exit_description()}){_reason(ended.tail(400))}; "
-                                    f"its last lines:\n{ended.tail(8)}\nStopping everything the demo started.")
+                refapp_env = reference_app_environment(env, secrets_path, root, web_url=web.url, port=refapp_port,
+                                                       tenant=connected.tenant_key)
+                with run_reference_app_process(refapp_port, refapp_env, root / "refapp.log") as refapp:
+                    out(f"reference app (Fieldwise) at {refapp.url}")
+                    # cwd is the demo folder, not the checkout: Dagster warns about the top-level
+                    # dagster.yaml (the deployment's PostgreSQL config) when started beside it.
+                    with dagster_dev_process(dagster_port, _dagster_env(env), root) as ui:
+                        ended = wait_any([ui, refapp.process, web.process, emu.process])
+                        raise DemoError(f"{ended.name} stopped on its own ({ended.exit_description()})"
+                                        f"{_reason(ended.tail(400))}; its last lines:\n{ended.tail(8)}\n"
+                                        "Stopping everything the demo started.")
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the with-blocks above have stopped every process by now.
         out("Stopped: every process the demo started (Dagster, the web app, the emulator) is stopped.")
+
+
+def _dagster_env(env: dict[str, str]) -> dict[str, str]:
+    # `dagster dev` notes that `dg dev` supersedes it; `dg` needs the separate dagster-dg-cli
+    # and a [tool.dg] project table, and the note means nothing to a demo user.
+    quiet = "ignore:Function `dev_command` is superseded"
+    return {**env, "PYTHONWARNINGS": ",".join(w for w in (env.get("PYTHONWARNINGS"), quiet) if w)}
 
 
 def _reason(lines: str) -> str:

@@ -2,6 +2,7 @@
 
 * :func:`run_emulator_process`: ``qb-pipelines emulator serve`` (the QBO emulator);
 * :func:`run_web_process`: ``qb-pipelines web`` (the admin web app);
+* :func:`run_reference_app_process`: ``qb-pipelines reference-app serve`` (Fieldwise);
 * :func:`run_daemon_process`: ``dagster-daemon run`` (sensors, schedules, the run queue);
 * :func:`run_dagster_webserver_process`: ``dagster-webserver`` (the UI and its GraphQL API);
 * :func:`dagster_dev_process`: ``dagster dev`` (the Dagster UI and its own daemon).
@@ -44,6 +45,7 @@ __all__ = [
     "run_daemon_process",
     "run_dagster_webserver_process",
     "run_emulator_process",
+    "run_reference_app_process",
     "run_web_process",
 ]
 
@@ -182,6 +184,23 @@ def run_web_process(port: int, env: Mapping[str, str], log_file: Path, *,
     url = f"http://127.0.0.1:{port}"
     cmd = python_module("qb_pipelines.cli", "web", "--host", "127.0.0.1", "--port", str(port))
     with SupervisedProcess("the admin web app", cmd, env=env, log_file=log_file) as process:
+        _wait_for_http(process, f"{url}/healthz", startup_timeout)
+        yield WebProcess(url, process)
+
+
+@contextmanager
+def run_reference_app_process(port: int, env: Mapping[str, str], log_file: Path, *,
+                              startup_timeout: float = 60.0) -> Iterator[WebProcess]:
+    """``qb-pipelines reference-app serve --port PORT`` (configured by ``REFAPP_*`` in ``env``), once ``/healthz`` answers.
+
+    Raises:
+        ProcessError: the port is taken, or the app exited or never answered.
+    """
+    if not port_is_free(port):
+        raise ProcessError(f"port {port} is in use: stop what runs there or pass --refapp-port")
+    url = f"http://127.0.0.1:{port}"
+    cmd = python_module("qb_pipelines.cli", "reference-app", "serve", "--host", "127.0.0.1", "--port", str(port))
+    with SupervisedProcess("the reference app", cmd, env=env, log_file=log_file) as process:
         _wait_for_http(process, f"{url}/healthz", startup_timeout)
         yield WebProcess(url, process)
 
