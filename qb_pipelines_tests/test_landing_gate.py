@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from qb_pipelines.cli import cli
 from qb_pipelines.defs.assets import entity_asset_key, qbo_raw_entities
+from qb_pipelines.defs.checks import qbo_entity_checks
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo import registry
 from qb_pipelines.store.warehouse import tables_for
@@ -129,6 +130,16 @@ def test_dagster_landing_skips_switched_off_entities_and_fails_clearly_before_th
         # the instance's record of the skipped asset says it too
         latest = stack.instance.get_latest_materialization_event(entity_asset_key("TimeActivity"))
         assert latest is not None and latest.asset_materialization.metadata["reason"].value == OFF
+
+        # The daily backstop's checks do not hold the switched-off entity against QuickBooks.
+        checked = dg.materialize([qbo_raw_entities, qbo_entity_checks], partition_key=co.key,
+                                 resources=stack.resources, instance=stack.instance,
+                                 selection=dg.AssetSelection.assets(entity_asset_key("TimeActivity")))
+        assert checked.success
+        evaluations = [e.asset_check_evaluation_data for e in checked.all_events
+                       if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        assert evaluations and all(ev.passed for ev in evaluations)
+        assert all(ev.metadata["not_compared"].value == OFF for ev in evaluations)
 
         fresh = stack.connect(invoices=3, configure=False)
         failed = dg.materialize([qbo_raw_entities], partition_key=fresh.key, resources=stack.resources,
