@@ -38,6 +38,7 @@ from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.sync.companies import company_key
+from qb_pipelines_tests.harness import complete_setup_wizard
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "qb_pipelines.definitions"
@@ -68,6 +69,7 @@ def _connect(qbo: QBOConnectionResource, instance: dg.DagsterInstance) -> str:
     now = datetime.now(UTC)
     tokens = TokenSet("access", "refresh", now + timedelta(hours=1), now + timedelta(days=100), realm_id=realm)
     runtime.connections.save_tokens_on_connect(tenant, "emulator", realm, "Co", "a@example.com", "A", "B", tokens)
+    complete_setup_wizard(runtime, tenant)
     key = company_key(tenant, realm)
     instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
     return key
