@@ -345,6 +345,19 @@ def connect_company(emulator: RunningEmulator, runtime: Runtime, *, realm: str |
     return Connected(emulator, realm, runtime, tenant, company_key(tenant, realm))
 
 
+def complete_setup_wizard(runtime: Runtime, tenant: str, **settings: Any) -> None:
+    """Save the tenant's settings as a completed Setup Wizard does, without reading QuickBooks.
+
+    For tests that store a connection by hand: landing waits for the wizard
+    (:mod:`qb_pipelines.sync.landing_gate`). The income account is a placeholder, which
+    landing never uses; :func:`connect_company` saves the company's real one.
+    """
+    values: dict[str, Any] = {"default_income_account_id": "1", "default_income_account_name": "Services",
+                              "mode": "test"}
+    values.update(settings)
+    runtime.tenant_settings.save(tenant, values)
+
+
 class _Static:
     """A token source that hands out one access token (for the calls made while connecting)."""
 

@@ -32,6 +32,7 @@ from qb_pipelines.store.locks import CompanyLocks
 from qb_pipelines.sync.companies import company_key
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines_tests.databases import throwaway_database
+from qb_pipelines_tests.harness import complete_setup_wizard
 
 CLI = str(Path(sys.executable).with_name("qb-pipelines"))
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,7 @@ class World:
         self.runtime.connections.save_tokens_on_connect(
             tenant, "emulator", realm, f"Company {realm}", "demo@example.com", "Demo", "User",
             TokenSet.from_response(body, realm_id=realm))
+        complete_setup_wizard(self.runtime, tenant)
         return company_key(tenant, realm), realm
 
     def slow_queries(self, realm: str, delay_s: float) -> None:

@@ -26,6 +26,7 @@ from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.locks import CompanyLocks
 from qb_pipelines.sync.companies import company_key
 from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines_tests.harness import complete_setup_wizard
 
 
 def test_a_dagster_landing_waits_for_another_landing_of_its_company(emulator: RunningEmulator,
@@ -42,6 +43,7 @@ def test_a_dagster_landing_waits_for_another_landing_of_its_company(emulator: Ru
     body = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
     runtime.connections.save_tokens_on_connect(tenant, "emulator", realm, "Co", "a@example.com", "A", "B",
                                                TokenSet.from_response(body, realm_id=realm))
+    complete_setup_wizard(runtime, tenant)
     key = company_key(tenant, realm)
     locks = CompanyLocks(runtime.engine)
 

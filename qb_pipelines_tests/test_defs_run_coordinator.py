@@ -55,6 +55,7 @@ from qb_pipelines.qbo.webhooks import WebhookEvent
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.webhook_inbox import delivery_sha
 from qb_pipelines.sync.companies import company_key
+from qb_pipelines_tests.harness import complete_setup_wizard
 from qb_pipelines_tests.run_queue import RECORDING_LAUNCHER, dequeue_runs, finish_run, submit_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,6 +87,7 @@ def _connect(qbo: QBOConnectionResource, instance: dg.DagsterInstance) -> str:
     now = datetime.now(UTC)
     tokens = TokenSet("access", "refresh", now + timedelta(hours=1), now + timedelta(days=100), realm_id=realm)
     runtime.connections.save_tokens_on_connect(tenant, "emulator", realm, "Co", "a@example.com", "A", "B", tokens)
+    complete_setup_wizard(runtime, tenant)
     key = company_key(tenant, realm)
     instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
     return key

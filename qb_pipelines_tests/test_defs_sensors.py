@@ -36,7 +36,7 @@ from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import WebhookEvent
 from qb_pipelines.store.webhook_inbox import delivery_sha
 from qb_pipelines.sync.companies import company_key
-from qb_pipelines_tests.harness import DagsterStack, dagster_stack, emulator_settings
+from qb_pipelines_tests.harness import DagsterStack, complete_setup_wizard, dagster_stack, emulator_settings
 
 NO_EMULATOR = "http://127.0.0.1:1"  # nothing listens there: a sensor that called QuickBooks would fail
 
@@ -48,13 +48,15 @@ class World:
         self.qbo, self.runtime, self.instance = stack.qbo, stack.runtime, stack.instance
         self.store, self.inbox = self.runtime.connections, self.runtime.inbox
 
-    def connect(self, realm: str | None = None) -> tuple[str, str]:
+    def connect(self, realm: str | None = None, *, configure: bool = True) -> tuple[str, str]:
         """A tenant connected with tokens nobody uses (the sensors never call QuickBooks)."""
         tenant, realm = f"t{secrets.token_hex(3)}", realm or str(9130000000 + secrets.randbelow(10**6))
         self.runtime.tenants.ensure_tenant(tenant, f"Tenant {tenant}")
         now = datetime.now(UTC)
         tokens = TokenSet("access", "refresh", now + timedelta(hours=1), now + timedelta(days=100), realm_id=realm)
         self.store.save_tokens_on_connect(tenant, "emulator", realm, "Co", "demo@example.com", "D", "U", tokens)
+        if configure:
+            complete_setup_wizard(self.runtime, tenant)
         return tenant, realm
 
     def sensor(self, sensor: dg.SensorDefinition, cursor: str | None = None) -> dg.SensorResult | dg.SkipReason:
@@ -148,7 +150,8 @@ def test_webhook_sensor_turns_inbox_events_into_one_targeted_run_per_company(wor
 
 def test_schedules_request_one_run_per_connected_company_with_its_tag(world: World) -> None:
     (t1, r1), (t2, r2), (t3, r3) = world.connect(), world.connect(), world.connect()
-    keys = {company_key(t, r) for t, r in ((t1, r1), (t2, r2), (t3, r3))}
+    t4, r4 = world.connect(configure=False)  # the Setup Wizard is not done: nothing may land yet
+    keys = {company_key(t, r) for t, r in ((t1, r1), (t2, r2), (t3, r3), (t4, r4))}
     world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, sorted(keys))
     world.store.disconnect(t3)
     when = datetime(2026, 11, 21, 12, 5, tzinfo=UTC)
@@ -162,6 +165,12 @@ def test_schedules_request_one_run_per_connected_company_with_its_tag(world: Wor
 
     (token,) = world.schedule(qbo_token_refresh_schedule, when)
     assert isinstance(token, dg.RunRequest)
+
+    world.store.disconnect(t1)
+    world.store.disconnect(t2)
+    (skip,) = world.schedule(qbo_poll_schedule, when + timedelta(minutes=5))
+    assert isinstance(skip, dg.SkipReason)
+    assert company_key(t4, r4) in str(skip.skip_message) and "complete the Setup Wizard" in str(skip.skip_message)
 
 
 def test_report_sensor_requests_the_months_a_sync_touched(world: World) -> None:

@@ -35,6 +35,7 @@ from qb_pipelines.sync.companies import company_key
 from qb_pipelines.sync.runs import describe_failure, recorded_landing
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines_tests.databases import migrated_engine
+from qb_pipelines_tests.harness import complete_setup_wizard
 from qb_pipelines_tests.web_fixtures import MovableClock
 
 
@@ -65,6 +66,7 @@ def _connect(running: RunningEmulator, runtime: Runtime, invoices: int = 5) -> t
     body = requests.post(f"{running.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
     runtime.connections.save_tokens_on_connect(tenant, "emulator", realm, f"Company {realm}", "demo@example.com",
                                                "Demo", "User", TokenSet.from_response(body, realm_id=realm))
+    complete_setup_wizard(runtime, tenant)
     return company_key(tenant, realm), realm
 
 

@@ -30,7 +30,8 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     The same landing as the Dagster asset qbo_raw_entities: incremental (CDC from the stored
     cursors) by default, a full refresh with --full or where no cursor exists yet. Prints a line
     per page, then a summary table; exits 1 with the next step to take when it cannot sync.
-    One landing per company at a time: when another run (a Dagster run, another sync) is landing
+    Only a tenant that completed the Setup Wizard syncs, and entities switched off in its
+    settings are skipped (listed, not an error). One landing per company at a time: when another run (a Dagster run, another sync) is landing
     the company, this one says so and waits for it (--wait), then lands.
     Needs QB_FERNET_KEY, QBO_CLIENT_ID, QBO_CLIENT_SECRET (and QBO_EMULATOR_URL for the emulator).
     """
@@ -40,6 +41,7 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
     from qb_pipelines.sync.companies import UnknownCompanyError
     from qb_pipelines.sync.feed import FeedRecorder
     from qb_pipelines.sync.ingest import CompanyBusyError, land
+    from qb_pipelines.sync.landing_gate import SetupIncompleteError, landing_gate
     from qb_pipelines.sync.runs import recorded_landing
 
     runtime = runtime_from_env(database_url)
@@ -58,8 +60,19 @@ def sync(company_key: str, full: bool, entities: str | None, database_url: str |
             raise click.ClickException(f"{exc}\nKnown companies:\n{listed}") from None
         if not company.is_connected:
             raise click.ClickException(_reconnect_message(company.key, company.state.value))
+        try:  # the tenant's settings: the Setup Wizard completed, and each entity's Sync switch
+            gate = landing_gate(runtime.tenant_settings, company, wanted)
+        except SetupIncompleteError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"syncing {company.key} ({company.environment}, realm {company.realm_id}): "
                    + ("full refresh" if full else "incremental") + (f" of {', '.join(wanted)}" if wanted else ""))
+        for entity, reason in gate.skipped.items():
+            click.echo(f"  {entity}: {reason}")
+        if not gate.entities:
+            click.echo(f"{company.key}: nothing landed: every entity asked for is switched off in the tenant's "
+                       "settings (turn Sync on in the admin app's Settings to land it)")
+            return
+        wanted = gate.entities
         progress = _SyncProgress(sys.stdout.isatty())
         try:
             feed = FeedRecorder(runtime, company)

@@ -16,6 +16,12 @@ report sensor re-materializes those months.
 Each landing's outcome (started, finished, objects changed, ok or failed and why) is recorded in
 the store's sync runs (:mod:`qb_pipelines.sync.runs`), which the admin web app's card shows.
 
+The tenant's settings (:mod:`qb_pipelines.sync.landing_gate`) come first: a tenant that has not
+completed the Setup Wizard lands nothing (the run fails at once, without retries, saying to
+complete it in the admin app); an entity switched off in its settings is not fetched and its
+materialization says ``skipped: sync switched off for <Entity> in the tenant's settings`` (mode
+``skipped``), which is not an error. Rows landed before the switch stay.
+
 Failure semantics: a company's partition is its own run, so one broken company fails alone and
 is rerun alone. A failure that needs an admin (session expired, disconnected, switched:
 :mod:`qb_pipelines.sync.failures`) fails without retries; throttling and server errors are
@@ -42,6 +48,7 @@ from qb_pipelines.sync.companies import UnknownCompanyError
 from qb_pipelines.sync.failures import needs_admin, next_step
 from qb_pipelines.sync.feed import FeedRecorder
 from qb_pipelines.sync.ingest import CompanyBusyError, LandResult, land
+from qb_pipelines.sync.landing_gate import SetupIncompleteError, landing_gate
 from qb_pipelines.sync.runs import recorded_landing
 
 RAW_GROUP = "qbo_raw"
@@ -179,6 +186,21 @@ def qbo_raw_entities(
                               event.get("rows_done"))
 
     mode = "full" if config.full_refresh else "incremental"
+    # The tenant's settings first: nothing lands before the Setup Wizard is completed, and an
+    # entity switched off is not fetched (its materialization says so; not an error).
+    with company_failures(company):
+        try:
+            gate = landing_gate(qbo.runtime().tenant_settings, qbo.company(company), entities)
+        except SetupIncompleteError as exc:
+            raise dg.Failure(description=f"company {company}: {exc}",
+                             metadata={"company": company, "next_step": exc.next_step}, allow_retries=False) from exc
+    for entity, reason in gate.skipped.items():
+        context.log.info("%s: %s", company, reason)
+        yield dg.MaterializeResult(asset_key=entity_asset_key(entity),
+                                   metadata={"company": company, "mode": "skipped", "reason": reason})
+    entities = gate.entities
+    if not entities:
+        return
     context.log.info("%s: landing %d entities (%s)", company, len(entities),
                      "full refresh" if config.full_refresh else "incremental")
     feed = FeedRecorder(qbo.runtime(), qbo.company(company))

@@ -12,6 +12,9 @@ On each landed entity (``qbo/<entity>``, company partitions):
 * ``quality``: the Great Expectations suite of the table (keys, uniqueness, dates, currency
   codes, line amounts that add up to the totals).
 
+An entity its tenant switched off (Settings, :mod:`qb_pipelines.sync.landing_gate`) is not
+landed, so its checks pass without reading QuickBooks, ``not_compared`` saying why.
+
 These read QuickBooks page by page (as many calls as a full load), so the incremental job leaves
 them out; the daily backstop job and the UI run them. They are partitioned by company like their
 assets: each result is recorded against its company's partition, and says the company in its
@@ -150,11 +153,17 @@ def qbo_entity_checks(context: dg.AssetCheckExecutionContext, qbo: QBOConnection
         selected.setdefault(registry.get(_entity_of(key.asset_key)).name, set()).add(key.name)
     engine = warehouse.engine()
     client = None
+    switched_off = _switched_off(qbo, company)
     for ent in registry.ENTITIES:
         names = selected.get(ent.name)
         if not names:
             continue
         key = entity_asset_key(ent.name)
+        if ent.name in switched_off:  # not landed on purpose: nothing to hold against QuickBooks
+            for name in sorted(names):
+                yield dg.AssetCheckResult(asset_key=key, check_name=name, passed=True, metadata={
+                    "company": company, "not_compared": switched_off[ent.name]})
+            continue
         if names & {COMPLETENESS, TOTALS}:
             with company_failures(company):
                 client = client or qbo.client_for(company)
@@ -168,6 +177,19 @@ def qbo_entity_checks(context: dg.AssetCheckExecutionContext, qbo: QBOConnection
         if QUALITY in names:
             yield check_result(quality.run_suite(engine, ent.name, company), asset_key=key, check_name=QUALITY,
                                company=company)
+
+
+def _switched_off(qbo: QBOConnectionResource, company: str) -> dict[str, str]:
+    """The entities the company's tenant switched off, with the line their checks show."""
+    from qb_pipelines.sync.companies import UnknownCompanyError
+    from qb_pipelines.sync.landing_gate import switched_off_reason
+
+    try:
+        tenant = qbo.company(company).tenant_key
+    except UnknownCompanyError:
+        return {}  # the checks that read QuickBooks say what is wrong with the company
+    values = qbo.runtime().tenant_settings.get(tenant).values
+    return {e.name: switched_off_reason(e.name) for e in registry.ENTITIES if not values.enabled(e.name)}
 
 
 def _entity_of(asset_key: dg.AssetKey) -> str:

@@ -3,7 +3,8 @@
 Every company schedule launches ONE run per connected company (a company key is a partition),
 tagged ``qbo/company`` so that the instance's per-company run limit holds and one company's
 failure touches no other. A company whose previous run is still queued or running is skipped
-for that tick: polling again would only queue duplicate CDC calls behind it.
+for that tick: polling again would only queue duplicate CDC calls behind it. A company whose
+tenant has not completed the Setup Wizard is left out (nothing may land before it).
 
 ============================== ============== ==============================================
 ``qbo_poll_schedule``          every 5 min    incremental CDC (the backstop to webhooks)
@@ -49,10 +50,13 @@ def company_run_requests(context: dg.ScheduleEvaluationContext, qbo: QBOConnecti
     """
     partitions = set(context.instance.get_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME))
     when = (context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now")
-    requested = 0
+    requested, unconfigured = 0, []
     for company in qbo.companies():
         if company.key not in partitions:
             continue  # the partition sensor adds it within a minute; the next tick includes it
+        if not qbo.runtime().tenant_settings.get(company.tenant_key).configured:
+            unconfigured.append(company.key)  # nothing lands before the Setup Wizard (sync.landing_gate)
+            continue
         if skip_busy and context.instance.get_runs(
             filters=dg.RunsFilter(tags={COMPANY_TAG: company.key}, statuses=ACTIVE_STATUSES), limit=1
         ):
@@ -64,7 +68,8 @@ def company_run_requests(context: dg.ScheduleEvaluationContext, qbo: QBOConnecti
             tags={COMPANY_TAG: company.key, "qbo/trigger": trigger},
         )
     if not requested:
-        yield dg.SkipReason("no connected company with a partition is idle")
+        waiting = f" ({', '.join(unconfigured)}: complete the Setup Wizard in the admin app)" if unconfigured else ""
+        yield dg.SkipReason(f"no connected company with a partition is idle and set up{waiting}")
 
 
 @dg.schedule(cron_schedule="*/5 * * * *", job=qbo_incremental_job, execution_timezone="UTC",

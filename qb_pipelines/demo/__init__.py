@@ -8,14 +8,16 @@ Python, so every step can be read, reused and tested apart from the command line
    web app's session secret, the webhook verifier token and the demo admin's password are
    generated once and kept in ``<demo dir>/secrets.env`` (mode 600). The demo prints where they
    are, never their values (the admin password is printed once, when it is created, so the user
-   can sign in).
+   can sign in). At each start the file also gets what a shell needs to talk to the demo (store
+   URL, emulator, ``DAGSTER_HOME``, web URL): ``set -a; . .demo/secrets.env; set +a``.
 2. **Store** (:mod:`~qb_pipelines.demo.connect`): the integration store and warehouse
    (``QB_DATABASE_URL=sqlite:///<demo dir>/qb_pipelines.sqlite``) are migrated, the admin user
    ``admin@example.com`` and the tenant ``demo`` created, and the demo company **connected** the
    way the OAuth callback connects one -- tokens, the connecting user (userinfo) and CompanyInfo,
    saved through ``ConnectionStore.save_tokens_on_connect`` -- but with tokens from the emulator's
    control route instead of a browser consent. Default settings are saved, so the tenant is
-   "configured" (the Setup Wizard's job in the browser).
+   "configured" (the Setup Wizard's job in the browser). That happens on a fresh store only: a
+   restart keeps whatever connection the tenant has (switched, disconnected...) exactly as it is.
 3. **Emulator wiring** (:func:`~qb_pipelines.demo.connect.register_with_emulator`): the web app's
    OAuth callback is registered as a redirect URI of the emulator's developer app (so Reconnect
    works from the web page), and the emulator's webhooks are subscribed to the web app's

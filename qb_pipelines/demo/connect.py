@@ -30,7 +30,9 @@ class ConnectedDemo:
         tenant_key: the tenant that connected it.
         admin_email: the admin user of the web app.
         admin_created: whether the admin was created now (its password is then new).
-        connect_kind: ``first``, ``reconnect`` or ``switch``.
+        connect_kind: ``first`` (a fresh store: the demo connected its company now) or ``kept``
+            (the tenant already had a connection, left exactly as it was).
+        state: the connection's state (``connected``, ``disconnected``...).
     """
 
     realm_id: str
@@ -40,6 +42,7 @@ class ConnectedDemo:
     admin_email: str
     admin_created: bool
     connect_kind: str
+    state: str = "connected"
 
 
 def demo_realm(control: EmulatorControl) -> str:
@@ -57,10 +60,13 @@ def demo_realm(control: EmulatorControl) -> str:
 
 def prepare_store(env: Mapping[str, str], emulator_url: str, admin_password: str, *, realm_id: str | None = None,
                   tenant_key: str = DEMO_TENANT) -> ConnectedDemo:
-    """Migrate the store, create the admin and the tenant, connect the demo company, save settings.
+    """Migrate the store, create the admin and the tenant; on a fresh store, connect the demo company.
 
-    Idempotent: a restarted demo reuses its admin, reconnects the same company (configuration
-    kept) and leaves saved settings alone.
+    Idempotent, and a restart never changes a user's connection: when the tenant already has one
+    (whatever its company, whatever its state, even disconnected by the user, or switched to
+    another company) it is kept exactly as it is: no new grant, no switch back, no settings
+    saved. Only a store whose tenant never connected gets the demo company connected and the
+    Setup Wizard's settings saved. The admin is reused (its password reset to ``secrets.env``'s).
 
     Args:
         env: from :func:`~qb_pipelines.demo.secrets_file.demo_environment` (store URL, token key).
@@ -91,6 +97,13 @@ def prepare_store(env: Mapping[str, str], emulator_url: str, admin_password: str
             users.set_password(ADMIN_EMAIL, admin_password)
         store = runtime.connections
         runtime.tenants.ensure_tenant(tenant_key, DEMO_TENANT_NAME)
+        existing = store.get(tenant_key)
+        if existing is not None and existing.realm_id:
+            # The user's connection, as they left it: the demo only ever makes the first one.
+            state = str(getattr(existing.state, "value", existing.state))
+            return ConnectedDemo(existing.realm_id, existing.company_name or f"Company {existing.realm_id}",
+                                 company_key(tenant_key, existing.realm_id), tenant_key, ADMIN_EMAIL, admin_created,
+                                 "kept", state)
 
         realm = realm_id or demo_realm(control)
         try:

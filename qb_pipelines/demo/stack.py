@@ -58,7 +58,8 @@ def headless_stack(root: Path, *, port: int, web_port: int, out: Out, refapp_por
     dagster_home = write_demo_instance(root / "dagster_home", dequeue_interval_s=dequeue_interval_s)
     with run_emulator_process(port, seed=DEMO_SEED) as emu:
         env = demo_environment(values, database_url=database_url or sqlite_url(root / "qb_pipelines.sqlite"),
-                               emulator_url=emu.url, web_port=web_port, dagster_home=dagster_home)
+                               emulator_url=emu.url, web_port=web_port, dagster_home=dagster_home,
+                               secrets_path=root / SECRETS_FILE)
         connected = prepare_store(env, emu.url, values["QB_DEMO_ADMIN_PASSWORD"], tenant_key=tenant_key)
         out(f"connected {connected.company_name} (realm {connected.realm_id}) as {connected.company_key}")
         with run_web_process(web_port, env, root / "web.log") as web:

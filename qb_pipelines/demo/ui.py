@@ -17,7 +17,7 @@ from qb_pipelines.demo.config import DEMO_SEED, SECRETS_FILE, DemoError, Out
 from qb_pipelines.demo.connect import ConnectedDemo, prepare_store, register_with_emulator
 from qb_pipelines.demo.instance import write_demo_instance
 from qb_pipelines.demo.refapp import reference_app_environment
-from qb_pipelines.demo.secrets_file import demo_environment, load_secrets, sqlite_url
+from qb_pipelines.demo.secrets_file import demo_environment, load_secrets, source_command, sqlite_url
 from qb_pipelines.devtools.ports import port_is_free
 from qb_pipelines.devtools.processes import console_script, wait_any
 from qb_pipelines.devtools.services import (
@@ -57,7 +57,11 @@ def run_ui(*, port: int, dagster_port: int, web_port: int, root: Path, out: Out,
             check = check_emulator(emu.url)
             print_connection_help(check, out)
             env = demo_environment(values, database_url=sqlite_url(root / "qb_pipelines.sqlite"),
-                                   emulator_url=emu.url, web_port=web_port, dagster_home=dagster_home)
+                                   emulator_url=emu.url, web_port=web_port, dagster_home=dagster_home,
+                                   secrets_path=secrets_path)
+            # The records API asks `dagster dev` for a push run at once (the outbox sensor stays
+            # the backstop): best effort, so the web app may start before the Dagster UI answers.
+            env["QB_DAGSTER_GRAPHQL_URL"] = f"http://127.0.0.1:{dagster_port}/graphql"
             connected = prepare_store(env, emu.url, values["QB_DEMO_ADMIN_PASSWORD"])
             with run_web_process(web_port, env, root / "web.log") as web:
                 register_with_emulator(emu.url, redirect_uri=env["QBO_REDIRECT_URI"],
@@ -98,14 +102,17 @@ def _reason(lines: str) -> str:
 def print_demo_help(connected: ConnectedDemo, web_url: str, dagster_port: int, dagster_home: Path, secrets_path: Path,
                     new_password: str | None, emulator_url: str, out: Out) -> None:
     """Where everything is, and a change to try."""
+    kept = f", kept as you left it ({connected.state.replace('_', ' ')})" if connected.connect_kind == "kept" else ""
     out(f"Connected:         {connected.company_name} for tenant '{connected.tenant_key}' "
-        f"(company key {connected.company_key})")
+        f"(company key {connected.company_key}{kept})")
     out(f"Admin web app:     {web_url}/integrations  (user {connected.admin_email})")
     if new_password:
         out(f"Admin password:    {new_password}  (shown once; it is also kept in {secrets_path})")
     else:
         out(f"Admin password:    QB_DEMO_ADMIN_PASSWORD in {secrets_path}")
     out(f"Secrets:           {secrets_path} (mode 600: token key, session secret, webhook verifier token)")
+    out(f"From a shell:      {source_command(secrets_path)}   (the demo's store, emulator and DAGSTER_HOME: "
+        "then qb-pipelines users list, qb-pipelines sync --company demo)")
     out(f"DAGSTER_HOME:      {dagster_home}")
     out(f"Dagster UI:        http://127.0.0.1:{dagster_port}  -> Assets, select all, Materialize all")
     out("Try a webhook:     "
