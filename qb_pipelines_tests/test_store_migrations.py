@@ -36,6 +36,8 @@ STORE_TABLES = {
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database of each dialect (PostgreSQL as a plain ``postgresql://`` URL)."""
     if request.param == "sqlite":
+        # the folder exists: the store never creates one for a SQLite URL (a typo would hide the real store)
+        (tmp_path / "nested").mkdir()
         yield f"sqlite:///{tmp_path / 'nested' / 'store.sqlite'}"
     else:
         with throwaway_postgres() as url:
