@@ -32,6 +32,8 @@ from qb_pipelines_tests.harness import emulator_settings, landed_rows, new_compa
 from qb_pipelines_tests.web_fixtures import (  # noqa: F401 - web_fixture provides `web`
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
+    VIEWER_EMAIL,
+    VIEWER_PASSWORD,
     WebStack,
     http_client,
     http_connect,
@@ -147,17 +149,40 @@ def test_two_companies_under_one_tenant_each_its_own_card_and_company_key(page: 
     assert web.view("acme").state is ConnectionState.CONNECTED
 
 
-def test_one_company_per_tenant_has_no_button_and_the_route_says_why(web: WebStack) -> None:
+def test_one_company_per_tenant_has_no_button_and_the_route_says_why(page: Page, web: WebStack) -> None:
+    web.add_tenant("acme", "Acme Field Services")
+    realm = web.create_company("Keller Plumbing")
+    web.create_company("Amy's Bird Sanctuary")
+    _sign_in(page, web)
+    page.locator("#card-acme button[data-action=connect]").click()
+    _consent(page, web, realm)
+    page.goto(f"{web.url}/integrations")
+    expect(page.locator("#card-acme")).to_have_attribute("data-state", "connected")
+    expect(page.locator(ADD_COMPANY)).to_have_count(0)
+    expect(page.get_by_text("Connect another company")).to_have_count(0)
+    with http_client(web) as client:
+        csrf = http_sign_in(client)
+        resp = client.post("/integrations/acme/companies", data={"csrf_token": csrf})
+        assert resp.status_code == 404 and "QB_COMPANIES_PER_TENANT=several" in resp.text
+    assert web.runtime.tenants.get("acme-2") is None
+
+
+def test_only_admins_add_companies_and_only_to_a_connected_tenant(several: WebStack) -> None:
+    web = several
     web.add_tenant("acme", "Acme Field Services")
     realm = web.create_company("Keller Plumbing")
     with http_client(web) as client:
         csrf = http_sign_in(client)
-        assert http_connect(client, csrf, "acme", realm).status_code == 303
-        page = client.get("/integrations").text
-        assert 'data-action="add-company"' not in page and "Connect another company" not in page
         resp = client.post("/integrations/acme/companies", data={"csrf_token": csrf})
-        assert resp.status_code == 404 and "QB_COMPANIES_PER_TENANT=several" in resp.text
-    assert web.runtime.tenants.get("acme-2") is None
+        assert resp.status_code == 400 and "Connect first" in resp.text  # no first company yet
+        assert http_connect(client, csrf, "acme", realm).status_code == 303
+        assert client.post("/integrations/nobody/companies", data={"csrf_token": csrf}).status_code == 404
+        assert client.post("/integrations/acme/companies", data={}).status_code == 403  # no CSRF token
+    with http_client(web) as viewer:
+        csrf = http_sign_in(viewer, VIEWER_EMAIL, VIEWER_PASSWORD)
+        assert 'data-action="add-company"' not in viewer.get("/integrations").text
+        assert viewer.post("/integrations/acme/companies", data={"csrf_token": csrf}).status_code == 403
+    assert web.runtime.tenants.children("acme") == []
 
 
 def test_the_setting_accepts_one_or_several_and_names_itself_otherwise() -> None:
