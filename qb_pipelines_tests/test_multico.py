@@ -141,6 +141,8 @@ def test_two_companies_under_one_tenant_each_its_own_card_and_company_key(page: 
     assert {r.display_name for r in keller_rows.values()} == {"Keller's customer"}
     assert {r.display_name for r in amy_rows.values()} == {"Amy's customer"}
     assert keys[keller] == f"acme-{keller}" and keys[amy] == f"acme-2-{amy}"
+    # both are companies of the deployment: the Dagster partitions are these keys
+    assert set(keys.values()) <= {c.key for c in runtime.connected_companies()}
 
     # disconnecting the second company leaves the first one connected
     page.locator("#card-acme-2 button[data-action=disconnect]").click()
