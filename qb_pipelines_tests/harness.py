@@ -259,6 +259,8 @@ def settings_env(settings: AppSettings) -> dict[str, str]:
            "QBO_ENVIRONMENT": settings.environment_name, "QBO_EMULATOR_URL": settings.emulator_url or ""}
     if settings.redirect_uri:
         env["QBO_REDIRECT_URI"] = settings.redirect_uri
+    if settings.companies_per_tenant != "one":
+        env["QB_COMPANIES_PER_TENANT"] = settings.companies_per_tenant
     return env
 
 

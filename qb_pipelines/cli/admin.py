@@ -112,12 +112,27 @@ def tenants() -> None:
 
 @tenants.command("create")
 @click.argument("key")
-@click.argument("name")
-def tenants_create(key: str, name: str) -> None:
-    """Create a tenant (or rename it) so an admin can connect its QuickBooks company."""
+@click.argument("name", required=False)
+@click.option("--parent", default=None, metavar="TENANT",
+              help="Make KEY another company of tenant TENANT (needs QB_COMPANIES_PER_TENANT=several).")
+def tenants_create(key: str, name: str | None, parent: str | None) -> None:
+    """Create a tenant (or rename it) so an admin can connect its QuickBooks company.
+
+    With --parent, KEY is a company connection tenant of PARENT: its own card, partition,
+    settings and mappings; connect it with `qb-pipelines connections add KEY ...`.
+    """
     with _runtime() as runtime:
-        tenant = runtime.tenants.ensure_tenant(key, name)
-    echo_json({"key": tenant.key, "name": tenant.name})
+        if parent is not None and not runtime.settings.several_companies:
+            raise click.ClickException(
+                "--parent needs QB_COMPANIES_PER_TENANT=several: this deployment connects one company per tenant.")
+        if name is None:
+            parent_view = runtime.tenants.get(parent) if parent else None
+            name = f"{parent_view.name} ({key})" if parent_view else key
+        try:
+            tenant = runtime.tenants.ensure_tenant(key, name, parent_key=parent)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    echo_json({"key": tenant.key, "name": tenant.name, **({"parent": tenant.parent_key} if tenant.parent_key else {})})
 
 
 @click.group()

@@ -85,6 +85,7 @@ class ConnectionView:
     mappings_need_review: bool = False
     previous_realm_id: str | None = None
     token_version: int = 0
+    parent_key: str | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -146,6 +147,7 @@ class ConnectionStore(Repository):
             "configured": bool(settings and settings.configured),
             "mappings_need_review": bool(settings and settings.mappings_need_review),
             "previous_realm_id": settings.previous_realm_id if settings else None,
+            "parent_key": tenant.parent_key,
         }
         if conn is None:
             return ConnectionView(state=ConnectionState.NOT_CONNECTED, **common)
@@ -189,6 +191,23 @@ class ConnectionStore(Repository):
     def list_views(self) -> list[ConnectionView]:
         """Every tenant's connection view (``not_connected`` ones included), by tenant name."""
         return self._views()
+
+    def family_holder_of(self, tenant_key: str, realm_id: str) -> ConnectionView | None:
+        """Another card of ``tenant_key``'s family (its parent or a sibling company tenant) holding ``realm_id``.
+
+        A disconnected card does not hold its company any more. ``None`` when no other card of
+        the family is connected to that company (or the tenant has no family).
+        """
+        with self._read() as session:
+            tenant = session.scalars(sa.select(Tenant).where(Tenant.key == tenant_key)).one_or_none()
+            if tenant is None:
+                return None
+            root = tenant.parent_key or tenant.key
+        family = sa.or_(Tenant.key == root, Tenant.parent_key == root)
+        held = sa.and_(family, Tenant.key != tenant_key, Connection.realm_id == realm_id,
+                       Connection.state != ConnectionState.DISCONNECTED.value)
+        views = self._views(held)
+        return views[0] if views else None
 
     def views_for_realm(self, realm_id: str) -> list[ConnectionView]:
         """Tenants whose connection (in any state) is to the company ``realm_id`` (webhook routing)."""

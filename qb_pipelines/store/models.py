@@ -67,13 +67,18 @@ class Base(DeclarativeBase):
 
 
 class Tenant(Base):
-    """A customer organisation of the app; it connects at most one QuickBooks company."""
+    """A customer organisation of the app; it connects at most one QuickBooks company.
+
+    With ``QB_COMPANIES_PER_TENANT=several`` a tenant's extra companies are tenants too, whose
+    ``parent_key`` names the tenant they belong to (``None`` for every ordinary tenant).
+    """
 
     __tablename__ = "qb_tenants"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(sa.String(100), unique=True)
     name: Mapped[str] = mapped_column(sa.String(200))
+    parent_key: Mapped[str | None] = mapped_column(sa.String(100), nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:

@@ -263,6 +263,13 @@ def _connect(
     environment_name: str | None = None,
 ) -> ConnectResult:
     """Obtain tokens, read who connected and which company, then store the connection (both flows)."""
+    holder = store.family_holder_of(tenant_key, realm_id)
+    if holder is not None:
+        # Several companies per tenant: each card of a tenant holds a different company.
+        company = holder.company_name or f"company {realm_id}"
+        raise ConnectFlowError(
+            f"{company} is already connected on the card {holder.tenant_name}: each card of a tenant connects a "
+            "different company. Choose another company, or use that card.")
     env_name = environment_name or getattr(getattr(oauth, "environment", None), "name", None) or "production"
     try:
         tokens = obtain_tokens()

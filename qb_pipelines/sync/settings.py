@@ -14,6 +14,7 @@ put in it.
 | ``QBO_ENVIRONMENT`` | ``production``, ``sandbox`` or ``emulator`` (default ``production``) |
 | ``QBO_EMULATOR_URL`` | the emulator's base URL (default ``http://127.0.0.1:8765`` when the environment is ``emulator``) |
 | ``QBO_REDIRECT_URI`` | the OAuth callback registered with Intuit; only the connect flow needs it |
+| ``QB_COMPANIES_PER_TENANT`` | ``one`` (default): one QuickBooks company per tenant; ``several``: a tenant may connect more, each its own card |
 | ``QB_SHARED_RATE_LIMITS`` | ``on`` (default): QBO's per-company limits are counted in the store across processes; ``off``: per process only |
 
 Each connection remembers the environment it was made in; :meth:`AppSettings.environment` and
@@ -31,7 +32,10 @@ from qb_pipelines.config import SettingsError, required_env
 from qb_pipelines.qbo.environments import DEFAULT_EMULATOR_URL, ENVIRONMENT_NAMES, Environment, environment
 from qb_pipelines.qbo.oauth import IntuitOAuth
 
-__all__ = ["DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError", "env_flag", "required_env"]
+#: Values of ``QB_COMPANIES_PER_TENANT``.
+COMPANIES_PER_TENANT = ("one", "several")
+
+__all__ = ["COMPANIES_PER_TENANT", "DEFAULT_EMULATOR_URL", "AppSettings", "SettingsError", "env_flag", "required_env"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class AppSettings:
         shared_rate_limits: Count QBO's per-company limits in the store, across every process
             (:mod:`qb_pipelines.store.rate_limits`); off saves about a millisecond per request
             where only one process ever calls QuickBooks.
+        companies_per_tenant: ``one`` (a tenant connects one company) or ``several`` (a tenant's
+            card offers "Connect another company": each extra company is a child tenant).
     """
 
     database_url: str | None
@@ -60,14 +66,26 @@ class AppSettings:
     emulator_url: str | None = None
     redirect_uri: str = ""
     shared_rate_limits: bool = True
+    companies_per_tenant: str = "one"
 
     def __post_init__(self) -> None:
+        per_tenant = (self.companies_per_tenant or "one").strip().lower()
+        if per_tenant not in COMPANIES_PER_TENANT:
+            raise SettingsError(
+                f"QB_COMPANIES_PER_TENANT={self.companies_per_tenant!r} is not valid: use one or several."
+            )
+        object.__setattr__(self, "companies_per_tenant", per_tenant)
         name = (self.environment_name or "production").strip().lower()
         if name not in ENVIRONMENT_NAMES:
             raise SettingsError(
                 f"QBO_ENVIRONMENT={self.environment_name!r} is not valid: use one of {', '.join(ENVIRONMENT_NAMES)}."
             )
         object.__setattr__(self, "environment_name", name)
+
+    @property
+    def several_companies(self) -> bool:
+        """Whether a tenant may connect several QuickBooks companies (``QB_COMPANIES_PER_TENANT=several``)."""
+        return self.companies_per_tenant == "several"
 
     def environment(self, name: str | None = None) -> Environment:
         """The URLs of environment ``name`` (a connection's), or of the default one.
@@ -111,6 +129,7 @@ class AppSettings:
             emulator_url=(env.get("QBO_EMULATOR_URL") or "").strip() or None,
             redirect_uri=(env.get("QBO_REDIRECT_URI") or "").strip(),
             shared_rate_limits=env_flag(env, "QB_SHARED_RATE_LIMITS", default=True),
+            companies_per_tenant=(env.get("QB_COMPANIES_PER_TENANT") or "one").strip().lower(),
         )
 
 

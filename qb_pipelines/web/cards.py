@@ -69,9 +69,13 @@ def card_of(view: Any, reads: int, *, budget: int = DEFAULT_READ_BUDGET, last_sy
     """
     state = str(getattr(view.state, "value", view.state))
     usage = budget_status(reads, budget)
+    parent_key = getattr(view, "parent_key", None)
     return {
         "tenant_key": view.tenant_key,
         "tenant_name": view.tenant_name or view.tenant_key,
+        "parent_key": parent_key or "",
+        # A company of a tenant (several companies per tenant) is labelled with its company once connected.
+        "label": (view.company_name if parent_key and view.company_name else view.tenant_name) or view.tenant_key,
         "state": state,
         "state_label": STATE_LABELS.get(state, state),
         "user_name": getattr(view, "user_name", None) or "",
@@ -136,6 +140,30 @@ def build_card(runtime: Runtime, view: Any, budget: int = DEFAULT_READ_BUDGET) -
     return card
 
 
+def family_order(views: list[Any]) -> list[Any]:
+    """``views`` in the store's order, each tenant's company tenants right after it (in creation order of keys)."""
+    views = list(views)
+    keys = {v.tenant_key for v in views}
+    children: dict[str, list[Any]] = {}
+    for v in views:
+        parent = getattr(v, "parent_key", None)
+        if parent and parent in keys:
+            children.setdefault(parent, []).append(v)
+    ordered: list[Any] = []
+    for v in views:
+        parent = getattr(v, "parent_key", None)
+        if parent and parent in keys:
+            continue
+        ordered.append(v)
+        ordered.extend(sorted(children.get(v.tenant_key, []), key=_company_number))
+    return ordered
+
+
+def _company_number(view: Any) -> tuple[int, str]:
+    suffix = view.tenant_key.rsplit("-", 1)[-1]
+    return (int(suffix) if suffix.isdigit() else 1 << 30, view.tenant_key)
+
+
 def all_cards(runtime: Runtime, budget: int = DEFAULT_READ_BUDGET) -> list[dict[str, Any]]:
-    """Every tenant's card, in the store's order (call it in a worker thread)."""
-    return [build_card(runtime, v, budget) for v in runtime.connections.list_views()]
+    """Every tenant's card, each tenant's other companies right after it (call it in a worker thread)."""
+    return [build_card(runtime, v, budget) for v in family_order(runtime.connections.list_views())]

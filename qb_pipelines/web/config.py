@@ -65,7 +65,8 @@ class WebSettings(AppSettings):
         """The shared part (what the runtime is built from)."""
         return AppSettings(database_url=self.database_url, fernet_key=self.fernet_key, client_id=self.client_id,
                            client_secret=self.client_secret, environment_name=self.environment_name,
-                           emulator_url=self.emulator_url, redirect_uri=self.redirect_uri)
+                           emulator_url=self.emulator_url, redirect_uri=self.redirect_uri,
+                           shared_rate_limits=self.shared_rate_limits, companies_per_tenant=self.companies_per_tenant)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebSettings:

@@ -9,6 +9,9 @@ Pages and words follow the seed's "Connecting QuickBooks Online" article (``shar
   to Intuit; ``GET /oauth/callback`` comes back, checks ``state`` against the session and finishes
   the connection (:mod:`qb_pipelines.sync.connections`).
 * ``POST /integrations/{tenant}/disconnect``: at once, no confirmation dialog (as the seed says).
+* ``POST /integrations/{tenant}/companies`` (``QB_COMPANIES_PER_TENANT=several`` only): "Connect
+  another company" creates the tenant's next company connection tenant (``<tenant>-2``...) and
+  starts the same connect flow for it; that company then has its own card.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -84,6 +88,7 @@ async def integrations(request: Request) -> Response:
     cards = await run_in_threadpool(all_cards, runtime, read_budget_of(request))
     locks = await run_in_threadpool(locked_signins, runtime) if request.state.user.can_change else []
     return render(request, "integrations.html", cards=cards, locks=locks,
+                  several_companies=runtime.settings.several_companies,
                   tenant_error=request.query_params.get("tenant_error"))
 
 
@@ -187,10 +192,47 @@ async def disconnect(request: Request) -> Response:
     return redirect("/integrations")
 
 
+#: What the "Connect another company" route answers when the deployment keeps one company per tenant.
+ONE_COMPANY_PER_TENANT = ("this deployment connects one QuickBooks company per tenant; "
+                          "set QB_COMPANIES_PER_TENANT=several to connect several.")
+
+
+def _company_to_connect(runtime: Any, tenant_key: str) -> Any:
+    # A company card left unconnected (the admin cancelled at Intuit) is used again before a new one is made.
+    for child in runtime.tenants.children(tenant_key):
+        view = runtime.connections.get(child.key)
+        if view is not None and view.realm_id is None:
+            return child
+    return runtime.tenants.add_company(tenant_key)
+
+
+@auth.admin_post
+async def add_company(request: Request) -> Response:
+    runtime = runtime_of(request)
+    if not runtime.settings.several_companies:
+        return not_found(ONE_COMPANY_PER_TENANT)
+    tenant_key = request.path_params["tenant"]
+    view = await run_in_threadpool(view_or_none, runtime, tenant_key)
+    if view is None:
+        return not_found()
+    if view.parent_key is not None:
+        return PlainTextResponse(f"400 Bad Request: {view.tenant_name} is a company of tenant {view.parent_key}: "
+                                 f"connect another company from the card of {view.parent_key}.", 400)
+    if view.realm_id is None:
+        return PlainTextResponse("400 Bad Request: connect this tenant's first company with Connect first.", 400)
+    child = await run_in_threadpool(_company_to_connect, runtime, tenant_key)
+    action = flows.ConnectAction.CONNECT.value
+    url, state = await run_in_threadpool(flows.begin_connect, runtime.connections, runtime.oauth(), child.key, action)
+    request.session[_SESSION_OAUTH] = {"state": state, "tenant": child.key, "action": action}
+    log.info("tenant %s: another company (%s) started by %s", tenant_key, child.key, request.state.user.email)
+    return redirect(url)
+
+
 routes = [
     Route("/integrations", integrations, methods=["GET"]),
     Route("/integrations/tenants", add_tenant, methods=["POST"]),
     Route("/integrations/{tenant}/connect", connect, methods=["POST"]),
     Route("/integrations/{tenant}/disconnect", disconnect, methods=["POST"]),
+    Route("/integrations/{tenant}/companies", add_company, methods=["POST"]),
     Route("/oauth/callback", oauth_callback, methods=["GET"]),
 ]
