@@ -113,6 +113,56 @@ class MappingStore(Repository):
                 continue  # a concurrent insert of the same key: retry as an update
         raise RuntimeError("could not save mapping")  # pragma: no cover
 
+    def add_many(self, tenant_key: str, realm_id: str,
+                 entries: Iterable[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Record several mappings of one company in one transaction (what :meth:`add` does for each).
+
+        Args:
+            entries: ``(entity, app_id, qbo_id, agreement)`` in order (a later one for the same
+                record wins); ``agreement`` as the keyword arguments of :meth:`add`.
+        """
+        entries = list(entries)
+        for _e, _a, _q, agreement in entries:
+            unknown = set(agreement) - {"sync_token", "agreed", "app_version", "qbo_updated_at", "state"}
+            if unknown:
+                raise TypeError(f"unknown mapping fields: {', '.join(sorted(unknown))}")
+        if not entries:
+            return
+        for _attempt in range(2):
+            try:
+                with self._write() as session:
+                    tenant = self._tenant(session, tenant_key)
+                    wanted: dict[str, set[str]] = {}
+                    for entity, app_id, _q, _a in entries:
+                        wanted.setdefault(entity, set()).add(app_id)
+                    found: dict[tuple[str, str], EntityMapping] = {}
+                    for entity, app_ids in wanted.items():
+                        ids = sorted(app_ids)
+                        for start in range(0, len(ids), _CHUNK):
+                            for row in session.scalars(sa.select(EntityMapping).where(
+                                    EntityMapping.tenant_id == tenant.id, EntityMapping.realm_id == realm_id,
+                                    EntityMapping.entity == entity,
+                                    EntityMapping.app_id.in_(ids[start:start + _CHUNK]))):
+                                found[(entity, row.app_id)] = row
+                    now = self._now()
+                    for entity, app_id, qbo_id, agreement in entries:
+                        row = found.get((entity, app_id))
+                        if row is None:
+                            row = EntityMapping(tenant_id=tenant.id, realm_id=realm_id, entity=entity, app_id=app_id,
+                                                qbo_id=qbo_id, created_at=now, updated_at=now, state="active")
+                            session.add(row)
+                            found[(entity, app_id)] = row
+                        else:
+                            row.qbo_id = qbo_id
+                            row.updated_at = now
+                        for name, value in agreement.items():
+                            setattr(row, name, value)
+                    session.flush()
+                    return
+            except IntegrityError:
+                continue  # a concurrent insert of one of them: retry, now as updates
+        raise RuntimeError("could not save mappings")  # pragma: no cover
+
     def list_for(self, tenant_key: str, entity: str | None = None, realm_id: str | None = None) -> list[MappingView]:
         """The tenant's mappings, optionally for one entity and/or one company (all companies by default)."""
         with self._read() as session:

@@ -47,6 +47,7 @@ class RunState:
         self.defaults: to_qbo.Defaults | None = None
         self.policy = conflicts.MANUAL_REVIEW
         self._collected: list[tuple[int, dict[str, Any]]] | None = None
+        self._mapped: list[tuple[str, str, str, dict[str, Any]]] = []
 
     @property
     def client(self) -> QBOClient:
@@ -79,8 +80,23 @@ class RunState:
         else:
             self._collected.extend((row_id, values) for row_id in row_ids)
 
+    def _map(self, entity: str, app_id: str, qbo_id: str, **agreement: Any) -> None:
+        """Record a mapping now, or with the rest of the batch being recorded (before its rows' outcomes)."""
+        if self._collected is None:
+            self.rt.mappings.add(self.tenant, entity, app_id, qbo_id, self.realm, **agreement)
+        else:
+            self._mapped.append((entity, app_id, qbo_id, agreement))
+
     def _flush(self) -> None:
+        """Write what a batch's answers changed: its mappings first, then its rows' outcomes.
+
+        A crash between the two leaves the rows in flight: the next run replays the batch (same
+        requestid), QuickBooks answers as the first time and the mappings are written again.
+        """
         collected, self._collected = self._collected, None
+        mapped, self._mapped = self._mapped, []
+        if mapped:
+            self.rt.mappings.add_many(self.tenant, self.realm, mapped)
         if collected:
             self.rt.outbox.update_each(collected)
 

@@ -123,9 +123,8 @@ class Sending(RunState):
         if item.kind in ("delete", "void", "inactivate"):
             state = {"delete": "deleted", "void": "voided", "inactivate": "inactive"}[item.kind]
             assert item.mapping is not None
-            self.rt.mappings.add(self.tenant, entity, row.app_id, item.mapping.qbo_id, self.realm, state=state,
-                                 sync_token=str(obj.get("SyncToken") or item.mapping.sync_token or ""),
-                                 app_version=row.version)
+            self._map(entity, row.app_id, item.mapping.qbo_id, state=state,
+                      sync_token=str(obj.get("SyncToken") or item.mapping.sync_token or ""), app_version=row.version)
             self._set([row.id], status="synced", reason=f"{state} in QuickBooks", qbo_id=item.mapping.qbo_id,
                                   synced_at=utcnow(), error_code=None, error_message=None, next_step=None)
             setattr(self.result, {"delete": "deleted", "void": "voided", "inactivate": "deleted"}[item.kind],
@@ -134,9 +133,8 @@ class Sending(RunState):
             return
         qbo_id, token = str(obj.get("Id")), str(obj.get("SyncToken"))
         qbo_values = from_qbo.app_values(entity, obj, self._app_ids())
-        self.rt.mappings.add(self.tenant, entity, row.app_id, qbo_id, self.realm, sync_token=token,
-                             agreed={"app": item.app, "qbo": qbo_values}, app_version=row.version,
-                             qbo_updated_at=last_updated(obj), state="active")
+        self._map(entity, row.app_id, qbo_id, sync_token=token, agreed={"app": item.app, "qbo": qbo_values},
+                  app_version=row.version, qbo_updated_at=last_updated(obj), state="active")
         self._set([row.id], status="synced", qbo_id=qbo_id, sync_token=token, synced_at=utcnow(),
                               reason=item.note, error_code=None, error_message=None, next_step=None,
                               attempts=row.attempts)
