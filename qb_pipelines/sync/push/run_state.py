@@ -71,7 +71,10 @@ class RunState:
 
     def _in_flight_limit(self) -> int:
         """How many batch calls may run at once: :data:`IN_FLIGHT`, never above the company's limiter."""
-        concurrent = getattr(self.client.rate_limiter, "concurrent", IN_FLIGHT)
+        limiter = self.client.rate_limiter
+        # the process's limiter, or the one a cross-process limiter holds first (store.rate_limits)
+        concurrent = getattr(limiter, "concurrent", None) or getattr(getattr(limiter, "local", None), "concurrent", None)
+        concurrent = concurrent or IN_FLIGHT
         return max(1, min(IN_FLIGHT, int(concurrent or 1)))
 
     def _submit(self, bodies: list[dict[str, Any]], requestid: str) -> Future:
