@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -128,40 +129,28 @@ class MappingStore(Repository):
                 raise TypeError(f"unknown mapping fields: {', '.join(sorted(unknown))}")
         if not entries:
             return
-        for _attempt in range(2):
-            try:
-                with self._write() as session:
-                    tenant = self._tenant(session, tenant_key)
-                    wanted: dict[str, set[str]] = {}
-                    for entity, app_id, _q, _a in entries:
-                        wanted.setdefault(entity, set()).add(app_id)
-                    found: dict[tuple[str, str], EntityMapping] = {}
-                    for entity, app_ids in wanted.items():
-                        ids = sorted(app_ids)
-                        for start in range(0, len(ids), _CHUNK):
-                            for row in session.scalars(sa.select(EntityMapping).where(
-                                    EntityMapping.tenant_id == tenant.id, EntityMapping.realm_id == realm_id,
-                                    EntityMapping.entity == entity,
-                                    EntityMapping.app_id.in_(ids[start:start + _CHUNK]))):
-                                found[(entity, row.app_id)] = row
-                    now = self._now()
-                    for entity, app_id, qbo_id, agreement in entries:
-                        row = found.get((entity, app_id))
-                        if row is None:
-                            row = EntityMapping(tenant_id=tenant.id, realm_id=realm_id, entity=entity, app_id=app_id,
-                                                qbo_id=qbo_id, created_at=now, updated_at=now, state="active")
-                            session.add(row)
-                            found[(entity, app_id)] = row
-                        else:
-                            row.qbo_id = qbo_id
-                            row.updated_at = now
-                        for name, value in agreement.items():
-                            setattr(row, name, value)
-                    session.flush()
-                    return
-            except IntegrityError:
-                continue  # a concurrent insert of one of them: retry, now as updates
-        raise RuntimeError("could not save mappings")  # pragma: no cover
+        # one row per record (a later entry wins, field by field, as if written one after the other)
+        merged: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        for entity, app_id, qbo_id, agreement in entries:
+            _old_qbo, before = merged.get((entity, app_id), ("", {}))
+            merged[(entity, app_id)] = (qbo_id, {**before, **agreement})
+        table = EntityMapping.__table__
+        with self._write() as session:
+            tenant = self._tenant(session, tenant_key)
+            now = self._now()
+            # rows setting the same fields: one INSERT ... ON CONFLICT DO UPDATE with many parameter sets
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for (entity, app_id), (qbo_id, agreement) in merged.items():
+                groups.setdefault(tuple(sorted(agreement)), []).append(
+                    {"tenant_id": tenant.id, "realm_id": realm_id, "entity": entity, "app_id": app_id,
+                     "qbo_id": qbo_id, "created_at": now, "updated_at": now, "state": "active", **agreement})
+            insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            for names, rows in groups.items():
+                stmt = insert(table)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["tenant_id", "realm_id", "entity", "app_id"],
+                    set_={name: stmt.excluded[name] for name in ("qbo_id", "updated_at", *names)})
+                session.execute(stmt, rows)
 
     def list_for(self, tenant_key: str, entity: str | None = None, realm_id: str | None = None) -> list[MappingView]:
         """The tenant's mappings, optionally for one entity and/or one company (all companies by default)."""
