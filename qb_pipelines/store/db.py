@@ -83,6 +83,10 @@ def make_engine(url: str | sa.URL | None = None, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _make_sqlite_engine(parsed, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
+    if parsed.get_driver_name() == "psycopg2":
+        # an UPDATE run with many parameter sets (a push batch's outcomes) in pages of 100 rows, not
+        # one round trip a row
+        kwargs.setdefault("executemany_mode", "values_plus_batch")
     return sa.create_engine(parsed, **kwargs)
 
 

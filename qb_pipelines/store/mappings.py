@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -112,6 +113,44 @@ class MappingStore(Repository):
             except IntegrityError:
                 continue  # a concurrent insert of the same key: retry as an update
         raise RuntimeError("could not save mapping")  # pragma: no cover
+
+    def add_many(self, tenant_key: str, realm_id: str,
+                 entries: Iterable[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Record several mappings of one company in one transaction (what :meth:`add` does for each).
+
+        Args:
+            entries: ``(entity, app_id, qbo_id, agreement)`` in order (a later one for the same
+                record wins); ``agreement`` as the keyword arguments of :meth:`add`.
+        """
+        entries = list(entries)
+        for _e, _a, _q, agreement in entries:
+            unknown = set(agreement) - {"sync_token", "agreed", "app_version", "qbo_updated_at", "state"}
+            if unknown:
+                raise TypeError(f"unknown mapping fields: {', '.join(sorted(unknown))}")
+        if not entries:
+            return
+        # one row per record (a later entry wins, field by field, as if written one after the other)
+        merged: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        for entity, app_id, qbo_id, agreement in entries:
+            _old_qbo, before = merged.get((entity, app_id), ("", {}))
+            merged[(entity, app_id)] = (qbo_id, {**before, **agreement})
+        table = EntityMapping.__table__
+        with self._write() as session:
+            tenant = self._tenant(session, tenant_key)
+            now = self._now()
+            # rows setting the same fields: one INSERT ... ON CONFLICT DO UPDATE with many parameter sets
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for (entity, app_id), (qbo_id, agreement) in merged.items():
+                groups.setdefault(tuple(sorted(agreement)), []).append(
+                    {"tenant_id": tenant.id, "realm_id": realm_id, "entity": entity, "app_id": app_id,
+                     "qbo_id": qbo_id, "created_at": now, "updated_at": now, "state": "active", **agreement})
+            insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            for names, rows in groups.items():
+                stmt = insert(table)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["tenant_id", "realm_id", "entity", "app_id"],
+                    set_={name: stmt.excluded[name] for name in ("qbo_id", "updated_at", *names)})
+                session.execute(stmt, rows)
 
     def list_for(self, tenant_key: str, entity: str | None = None, realm_id: str | None = None) -> list[MappingView]:
         """The tenant's mappings, optionally for one entity and/or one company (all companies by default)."""

@@ -455,10 +455,21 @@ class Outbox(Repository):
         if not changes:
             return
         now = self._now()
+        # consecutive rows setting the same columns go in one statement with many parameter sets
+        # (executemany); the order of the changes is kept
+        runs: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
+        for row_id, values in changes:
+            clean = _without_secrets(values)
+            names = tuple(sorted(clean))
+            if not runs or runs[-1][0] != names:
+                runs.append((names, []))
+            runs[-1][1].append({"_row_id": row_id, **{f"_v_{k}": v for k, v in clean.items()}})
         with self._write() as session:
-            for row_id, values in changes:
-                session.execute(OUTBOX.update().where(OUTBOX.c.id == row_id)
-                                .values(updated_at=now, **_without_secrets(values)))
+            conn = session.connection()
+            for names, params in runs:
+                stmt = OUTBOX.update().where(OUTBOX.c.id == sa.bindparam("_row_id")).values(
+                    updated_at=now, **{k: sa.bindparam(f"_v_{k}", type_=OUTBOX.c[k].type) for k in names})
+                conn.execute(stmt, params)
 
     def retry(self, row_ids: Sequence[int]) -> int:
         """Send failed (or retrying) rows again at the next push; returns how many changed."""

@@ -82,6 +82,7 @@ class _Run(Waves, Settling, Sending):
         except Stop as stop:
             self.result.gate = str(stop)
         finally:
+            self._close_pool()
             self.result.api_calls = self.client.stats.api_calls - calls_before if self._client else 0
             self.result.throttled = (self.client.stats.throttled - throttled_before) if self._client else 0
         return self._finish()

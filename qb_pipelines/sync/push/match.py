@@ -9,17 +9,21 @@ documents, double them. So a record with no mapping is looked up first:
 * invoices, estimates and bills by document number, for the same customer or vendor.
 
 Exactly one match links the record; several go to review as an "ambiguous match"; none creates it.
-Lookups are one query per kind and per 30 records (``IN`` lists), never one call per record.
+Lookups are one query per kind and per 30 records (``IN`` lists), never one call per record, up to
+four of them at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["MatchClient", "find"]
 
 _IN_CHUNK = 30
+#: Lookup queries sent at once.
+_PARALLEL = 4
 
 
 class MatchClient:
@@ -35,11 +39,21 @@ def _quote(value: str) -> str:
 
 def _lookup(client: Any, entity: str, field: str, values: Iterable[str]) -> dict[str, list[dict]]:
     wanted = sorted({v for v in values if v})
+    wheres = [f"{field} IN ({', '.join(_quote(v) for v in wanted[start:start + _IN_CHUNK])})"
+              for start in range(0, len(wanted), _IN_CHUNK)]
+
+    def one(where: str) -> list[dict]:
+        return list(client.query_all(entity, where=where))
+
+    if len(wheres) > 1:
+        # several queries at once (the client's limiters hold each call); results kept in order
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL, len(wheres)), thread_name_prefix="match") as pool:
+            pages = list(pool.map(one, wheres))
+    else:
+        pages = [one(w) for w in wheres]
     found: dict[str, list[dict]] = {}
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start:start + _IN_CHUNK]
-        where = f"{field} IN ({', '.join(_quote(v) for v in chunk)})"
-        for obj in client.query_all(entity, where=where):
+    for page in pages:
+        for obj in page:
             value = _field(obj, field)
             if value is not None:
                 found.setdefault(str(value).lower(), []).append(obj)

@@ -12,6 +12,7 @@ nothing to QuickBooks (the client is built here, used by the other rooms).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,10 @@ from qb_pipelines.store.outbox import OutboxView
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.push import conflicts, errors, to_qbo
 from qb_pipelines.sync.push.result import PushResult
+
+#: Batch calls a push run keeps in flight at once (QBO allows 10 concurrent requests a company;
+#: the company's limiters still hold every call, so this only bounds the run's own threads).
+IN_FLIGHT = 4
 
 #: Failures that stop the whole run (the connection itself): rows wait for a reconnect.
 STOPPERS = (ConnectionUnavailableError, OAuthError, AuthenticationError, AuthorizationError)
@@ -47,6 +52,9 @@ class RunState:
         self.defaults: to_qbo.Defaults | None = None
         self.policy = conflicts.MANUAL_REVIEW
         self._collected: list[tuple[int, dict[str, Any]]] | None = None
+        self._mapped: list[tuple[str, str, str, dict[str, Any]]] = []
+        self._outstanding = 0  # batches sent whose answers are not recorded yet
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def client(self) -> QBOClient:
@@ -59,7 +67,26 @@ class RunState:
         return self.result
 
     def _out_of_batches(self) -> bool:
-        return self.max_batches is not None and self.result.batches >= self.max_batches
+        return self.max_batches is not None and self.result.batches + self._outstanding >= self.max_batches
+
+    def _in_flight_limit(self) -> int:
+        """How many batch calls may run at once: :data:`IN_FLIGHT`, never above the company's limiter."""
+        limiter = self.client.rate_limiter
+        # the process's limiter, or the one a cross-process limiter holds first (store.rate_limits)
+        concurrent = getattr(limiter, "concurrent", None) or getattr(getattr(limiter, "local", None), "concurrent", None)
+        concurrent = concurrent or IN_FLIGHT
+        return max(1, min(IN_FLIGHT, int(concurrent or 1)))
+
+    def _submit(self, bodies: list[dict[str, Any]], requestid: str) -> Future:
+        """Start a batch call on the run's threads (the client and its limiters are thread-safe)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix=f"push-{self.realm}")
+        return self._pool.submit(self.client.batch, bodies, requestid=requestid)
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _app_ids(self) -> dict[tuple[str, str], str]:
         """QBO id -> app id of every record this tenant mapped in the company (to read QBO objects back)."""
@@ -79,8 +106,23 @@ class RunState:
         else:
             self._collected.extend((row_id, values) for row_id in row_ids)
 
+    def _map(self, entity: str, app_id: str, qbo_id: str, **agreement: Any) -> None:
+        """Record a mapping now, or with the rest of the batch being recorded (before its rows' outcomes)."""
+        if self._collected is None:
+            self.rt.mappings.add(self.tenant, entity, app_id, qbo_id, self.realm, **agreement)
+        else:
+            self._mapped.append((entity, app_id, qbo_id, agreement))
+
     def _flush(self) -> None:
+        """Write what a batch's answers changed: its mappings first, then its rows' outcomes.
+
+        A crash between the two leaves the rows in flight: the next run replays the batch (same
+        requestid), QuickBooks answers as the first time and the mappings are written again.
+        """
         collected, self._collected = self._collected, None
+        mapped, self._mapped = self._mapped, []
+        if mapped:
+            self.rt.mappings.add_many(self.tenant, self.realm, mapped)
         if collected:
             self.rt.outbox.update_each(collected)
 

@@ -12,9 +12,12 @@ the mappings and the change feed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from qb_pipelines.qbo.errors import OutcomeUnknownError, QBOError, ThrottledError
@@ -32,27 +35,63 @@ class Sending(RunState):
     """Send items in batches and record what QuickBooks answered (calls :class:`Settling` of the run)."""
 
     def _send(self, entity: str, items: list[Item], refs: dict, round_: int = 0) -> None:
-        for chunk in plan.chunks(items):
-            if self._out_of_batches():
-                return
-            batch = [(f"b{i}", item) for i, item in enumerate(chunk)]
-            # The row's last change is part of it: a row sent again after a definite answer (an admin's
-            # retry of a refused create, a retry after a 500) is a new request, never QBO's replay
-            # of the old refusal; a batch left in flight is re-sent with its stored requestid.
-            requestid = requestid_for(self.realm, round_, [(it.row.id, it.row.version, it.body.get("SyncToken"),
-                                                         it.row.updated_at.isoformat()) for _, it in batch])
-            bodies = [(bid, it.batch_item(entity, bid)) for bid, it in batch]
-            self.rt.outbox.update_each([(it.row.id, {"status": "in_flight", "requestid": requestid, "bid": bid,
-                                                     "request_body": body, "realm_id": self.realm})
-                                        for (bid, it), (_, body) in zip(batch, bodies, strict=True)])
-            self._call(entity, requestid, batch, [body for _, body in bodies], refs, round_)
+        """Send ``items`` in batches, up to :data:`IN_FLIGHT` at once; answers are recorded in order.
+
+        Each batch's rows are marked in flight (one commit) before its call starts; a batch whose
+        answer was not recorded (the run stopped first) stays in flight and the next run replays it
+        with the same requestid.
+        """
+        flying: deque[tuple[str, list[tuple[str, Item]], list[dict], Future, float]] = deque()
+        try:
+            for chunk in plan.chunks(items):
+                if self._out_of_batches():
+                    break
+                batch = [(f"b{i}", item) for i, item in enumerate(chunk)]
+                # The row's last change is part of it: a row sent again after a definite answer (an admin's
+                # retry of a refused create, a retry after a 500) is a new request, never QBO's replay
+                # of the old refusal; a batch left in flight is re-sent with its stored requestid.
+                requestid = requestid_for(self.realm, round_, [(it.row.id, it.row.version, it.body.get("SyncToken"),
+                                                             it.row.updated_at.isoformat()) for _, it in batch])
+                bodies = [(bid, it.batch_item(entity, bid)) for bid, it in batch]
+                self.rt.outbox.update_each([(it.row.id, {"status": "in_flight", "requestid": requestid, "bid": bid,
+                                                         "request_body": body, "realm_id": self.realm})
+                                            for (bid, it), (_, body) in zip(batch, bodies, strict=True)])
+                plain = [body for _, body in bodies]
+                flying.append((requestid, batch, plain, self._submit(plain, requestid), time.monotonic()))
+                self._outstanding += 1
+                while len(flying) >= self._in_flight_limit():
+                    self._answer_next(entity, flying, refs, round_)
+            while flying:
+                self._answer_next(entity, flying, refs, round_)
+        except Stop:
+            # the connection failed: the other batches' answers (refused too, or applied) are recorded
+            while flying:
+                try:
+                    self._answer_next(entity, flying, refs, round_)
+                except Stop:
+                    pass
+            raise
+        finally:
+            # an unexpected error: calls still running end before the run does; their rows stay in
+            # flight (replayed by the next run)
+            for _requestid, _batch, _bodies, future, _t in flying:
+                future.cancel()
+                with contextlib.suppress(Exception):
+                    future.result()
+            self._outstanding -= len(flying)
+
+    def _answer_next(self, entity: str, flying: deque, refs: dict, round_: int) -> None:
+        requestid, batch, bodies, future, started = flying.popleft()
+        self._outstanding -= 1
+        self._call(entity, requestid, batch, bodies, refs, round_, answer=future, started=started)
 
     def _call(self, entity: str, requestid: str, batch: list[tuple[str, Item]], bodies: list[dict],
-              refs: dict, round_: int, only: set[int] | None = None) -> None:
-        started = time.monotonic()
+              refs: dict, round_: int, only: set[int] | None = None, answer: Future | None = None,
+              started: float | None = None) -> None:
+        started = time.monotonic() if started is None else started
         mine = [it for _, it in batch if only is None or it.row.id in only]
         try:
-            answers = self.client.batch(bodies, requestid=requestid)
+            answers = answer.result() if answer is not None else self.client.batch(bodies, requestid=requestid)
         except OutcomeUnknownError as exc:
             # The batch may have been applied: the rows stay in flight and the next run re-sends it
             # with the same requestid; QBO replays the answer if it had applied it.
@@ -123,9 +162,8 @@ class Sending(RunState):
         if item.kind in ("delete", "void", "inactivate"):
             state = {"delete": "deleted", "void": "voided", "inactivate": "inactive"}[item.kind]
             assert item.mapping is not None
-            self.rt.mappings.add(self.tenant, entity, row.app_id, item.mapping.qbo_id, self.realm, state=state,
-                                 sync_token=str(obj.get("SyncToken") or item.mapping.sync_token or ""),
-                                 app_version=row.version)
+            self._map(entity, row.app_id, item.mapping.qbo_id, state=state,
+                      sync_token=str(obj.get("SyncToken") or item.mapping.sync_token or ""), app_version=row.version)
             self._set([row.id], status="synced", reason=f"{state} in QuickBooks", qbo_id=item.mapping.qbo_id,
                                   synced_at=utcnow(), error_code=None, error_message=None, next_step=None)
             setattr(self.result, {"delete": "deleted", "void": "voided", "inactivate": "deleted"}[item.kind],
@@ -134,9 +172,8 @@ class Sending(RunState):
             return
         qbo_id, token = str(obj.get("Id")), str(obj.get("SyncToken"))
         qbo_values = from_qbo.app_values(entity, obj, self._app_ids())
-        self.rt.mappings.add(self.tenant, entity, row.app_id, qbo_id, self.realm, sync_token=token,
-                             agreed={"app": item.app, "qbo": qbo_values}, app_version=row.version,
-                             qbo_updated_at=last_updated(obj), state="active")
+        self._map(entity, row.app_id, qbo_id, sync_token=token, agreed={"app": item.app, "qbo": qbo_values},
+                  app_version=row.version, qbo_updated_at=last_updated(obj), state="active")
         self._set([row.id], status="synced", qbo_id=qbo_id, sync_token=token, synced_at=utcnow(),
                               reason=item.note, error_code=None, error_message=None, next_step=None,
                               attempts=row.attempts)
