@@ -165,7 +165,9 @@ def test_in_chromium_the_loop_push_payment_back_phone_back_and_a_reviewed_confli
                                           "Line": [{"Amount": total, "LinkedTxn": [{"TxnId": invoice_qbo_id,
                                                                                      "TxnType": "Invoice"}]}]})
         land_with_feed(company)
-        wait_for(lambda: 'id=doc-status class="paid"' in app.get(f"/invoices/{invoice_id}"), "the invoice paid")
+        # the Invoice entry (status, balance) and the Payment entry may reach the app in two polls
+        wait_for(lambda: 'id=doc-status class="paid"' in (html := app.get(f"/invoices/{invoice_id}"))
+                 and "<ul id=payments>" in html, "the invoice paid and its payment listed")
         page.goto(f"{app.url}/invoices/{invoice_id}")
         expect(page.locator("#doc-status")).to_have_text("paid")
         expect(page.locator("#doc-balance")).to_have_text("0.00")
