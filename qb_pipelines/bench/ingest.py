@@ -38,13 +38,13 @@ import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
+from qb_pipelines.bench.rss import RssSampler
 from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.devtools.services import run_emulator_process
 from qb_pipelines.qbo.client import QBOClient
@@ -61,32 +61,6 @@ CHANGES = 100
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
-
-
-class _RssSampler:
-    """Samples this process's RSS every 100 ms (the peak during the load, imports excluded)."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> _RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
 
 
 def _bench_company(control: EmulatorControl, invoices: int, out: Callable[[str], Any]) -> str:
@@ -177,7 +151,7 @@ def run(invoices: int, database_url: str | None = None, out: Callable[[str], Any
 
             out(f"full load into {engine.url.render_as_string(hide_password=True)} ...")
             t0 = time.perf_counter()
-            with _RssSampler() as sampler:
+            with RssSampler() as sampler:
                 # lists first, then invoices alone (timed), then the rest
                 first = land(client, writer, company_key, ["Customer", "Item", "Account", "Term", "TaxCode"],
                              full=True, progress=progress)

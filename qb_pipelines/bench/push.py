@@ -61,6 +61,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from qb_pipelines.bench.rss import RssSampler
 from qb_pipelines.bench.webhook_latency import percentile
 from qb_pipelines.demo.config import DemoError
 from qb_pipelines.demo.instance import (
@@ -192,41 +193,6 @@ class _Api:
 # ------------------------------------------------------------------------------------------ RSS
 
 
-class _RssSampler:
-    """Peak RSS (bytes) of this process, or of the processes ``pick`` returns, every 100 ms."""
-
-    def __init__(self, pick: Callable[[], list[Any]] | None = None) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._pick = pick or (lambda: [psutil.Process()])
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _sample(self) -> None:
-        for proc in self._pick():
-            with contextlib.suppress(self._psutil.Error):
-                self.peak = max(self.peak, proc.memory_info().rss)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> _RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mb(self) -> float:
-        return round(self.peak / 2**20, 1)
-
-
 def _run_processes(daemon_pid: int) -> Callable[[], list[Any]]:
     """The Dagster run processes under the daemon (``dagster api execute_run`` or multiprocessing workers)."""
     import psutil
@@ -269,7 +235,7 @@ def _push_stage(runtime: Any, api: _Api, control: EmulatorControl, realm: str, c
         if int(event.get("batch") or 0) % 20 == 0:
             out(f"  {done[0]:,} objects answered ({time.perf_counter() - t1:.0f} s)")
 
-    with _RssSampler() as rss:
+    with RssSampler() as rss:
         t1 = time.perf_counter()
         result = push(runtime, company, progress=progress)
         push_s = time.perf_counter() - t1
@@ -493,7 +459,7 @@ def _latency_stage(api: _Api, daemon: Any, n: int, run_tag: str, today: str, out
                 seen[index] = time.monotonic()
         return seen
 
-    with _RssSampler(_run_processes(daemon.pid)) as runs_rss:
+    with RssSampler(_run_processes(daemon.pid)) as runs_rss:
         samples = _time_samples(n, start, arrived, daemon.alive)
     p50, p95, lost = _summary(samples)
     out(f"  enqueue -> QuickBooks: p50 {p50} s, p95 {p95} s, lost {lost}; samples "

@@ -179,13 +179,9 @@ def run_web_process(port: int, env: Mapping[str, str], log_file: Path, *,
     Raises:
         ProcessError: the port is taken, or the app exited or never answered.
     """
-    if not port_is_free(port):
-        raise ProcessError(f"port {port} is in use: stop what runs there or pass --web-port")
-    url = f"http://127.0.0.1:{port}"
-    cmd = python_module("qb_pipelines.cli", "web", "--host", "127.0.0.1", "--port", str(port))
-    with SupervisedProcess("the admin web app", cmd, env=env, log_file=log_file) as process:
-        _wait_for_http(process, f"{url}/healthz", startup_timeout)
-        yield WebProcess(url, process)
+    with _run_http_app("the admin web app", ("web",), port, "--web-port", env, log_file,
+                       startup_timeout) as app:
+        yield app
 
 
 @contextmanager
@@ -196,11 +192,20 @@ def run_reference_app_process(port: int, env: Mapping[str, str], log_file: Path,
     Raises:
         ProcessError: the port is taken, or the app exited or never answered.
     """
+    with _run_http_app("the reference app", ("reference-app", "serve"), port, "--refapp-port", env, log_file,
+                       startup_timeout) as app:
+        yield app
+
+
+@contextmanager
+def _run_http_app(name: str, command: tuple[str, ...], port: int, port_flag: str, env: Mapping[str, str],
+                  log_file: Path, startup_timeout: float) -> Iterator[WebProcess]:
+    """A ``qb-pipelines`` HTTP app on 127.0.0.1:``port``, supervised, yielded once its ``/healthz`` answers."""
     if not port_is_free(port):
-        raise ProcessError(f"port {port} is in use: stop what runs there or pass --refapp-port")
+        raise ProcessError(f"port {port} is in use: stop what runs there or pass {port_flag}")
     url = f"http://127.0.0.1:{port}"
-    cmd = python_module("qb_pipelines.cli", "reference-app", "serve", "--host", "127.0.0.1", "--port", str(port))
-    with SupervisedProcess("the reference app", cmd, env=env, log_file=log_file) as process:
+    cmd = python_module("qb_pipelines.cli", *command, "--host", "127.0.0.1", "--port", str(port))
+    with SupervisedProcess(name, cmd, env=env, log_file=log_file) as process:
         _wait_for_http(process, f"{url}/healthz", startup_timeout)
         yield WebProcess(url, process)
 
