@@ -13,6 +13,7 @@ The helpers behind them (companies, connections, landings, Dagster resources) ar
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,11 @@ from qb_pipelines.emulator.server import RunningEmulator, start_in_thread
 from qb_pipelines_tests.databases import migrated_engine
 from qb_pipelines_tests.dates import DEMO_NOW, pinned_emulator
 from qb_pipelines_tests.harness import EmulatorCompany, Landed, demo_company, land_demo
+
+# A push run ends right after its push in the tests (it would otherwise stay 15 s following the
+# outbox, and every test that waits for its runs would wait that long); the processes the tests
+# start inherit it. The tests of following set the window themselves (``follow_s``).
+os.environ.setdefault("QB_PUSH_FOLLOW_S", "0")
 
 #: Chromium from Debian's package (``apt-get install -y chromium``); Playwright drives it.
 CHROMIUM = "/usr/bin/chromium"

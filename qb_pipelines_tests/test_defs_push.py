@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import dagster as dg
 import pytest
 import requests
 
+from qb_pipelines.config import SettingsError
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
 from qb_pipelines.defs.push import (
     FAILURES_WAITING,
@@ -33,6 +35,8 @@ from qb_pipelines.defs.push import (
     OUTBOX_KEY,
     PUSH_TAG,
     RETRY_WINDOW_S,
+    FollowConfig,
+    follow_window,
     qbo_outbox,
     qbo_outbox_checks,
     qbo_outbox_sensor,
@@ -42,6 +46,7 @@ from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.sync.push import enqueue
+from qb_pipelines.sync.push.follow import follow
 from qb_pipelines.sync.push.run_state import IN_FLIGHT
 from qb_pipelines.sync.runtime import Runtime
 from qb_pipelines_tests.databases import throwaway_database
@@ -228,6 +233,81 @@ def test_a_dry_run_records_the_backlog_and_a_company_gate_fails_nothing(world: W
     assert "nothing will be sent: complete the Setup Wizard" in " ".join(log_lines(world.instance, gated.run_id))
     skipped = world.sensor()
     assert not skipped.run_requests and "complete the Setup Wizard" in skipped.skip_reason.skip_message
+
+
+# ------------------------------------------------------------------------------------ following
+
+
+def _follow_config(seconds: float) -> dict[str, Any]:
+    return {"ops": {"qbo__outbox": {"ops": {"follow_outbox": {"config": {"follow_s": seconds}}}}}}
+
+
+def _wait_synced(c: Connected, entity: str, app_id: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = c.runtime.outbox.record(c.tenant, entity, app_id)
+        if row is not None and row.status == "synced":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{entity} {app_id} was not synced within {timeout} s")
+
+
+def test_a_push_run_follows_the_outbox_and_sends_what_arrives_meanwhile(world: World) -> None:
+    company = world.connect()
+    send(company, "Customer", "first", {"display_name": "Follow First"})
+    done: dict[str, dg.ExecuteInProcessResult] = {}
+    runner = threading.Thread(target=lambda: done.setdefault("run", world.push(company, run_config=_follow_config(3))))
+    runner.start()
+    try:
+        _wait_synced(company, "Customer", "first")
+        send(company, "Customer", "second", {"display_name": "Follow Second"})  # while the run follows
+        _wait_synced(company, "Customer", "second")
+    finally:
+        runner.join(timeout=120)
+    result = done["run"]
+    assert result.success
+    # one run sent both: the second record did not wait for a run of its own
+    assert meta(result)["created"] == 2 and meta(result)["statuses"] == {"synced": 2}
+    assert len(company.query("Customer", "DisplayName = 'Follow Second'")) == 1
+    followed = [line for line in log_lines(world.instance, result.run_id) if "followed the outbox" in line]
+    assert len(followed) == 1 and "1 more pushes" in followed[0] and followed[0].endswith("left: quiet")
+    # with following off (the test default, QB_PUSH_FOLLOW_S=0) a run ends after its push
+    send(company, "Customer", "third", {"display_name": "Follow Third"})
+    quick = world.push(company)
+    assert meta(quick)["created"] == 1
+    assert not [line for line in log_lines(world.instance, quick.run_id) if "followed the outbox" in line]
+
+
+def test_following_leaves_a_backlog_to_a_run_of_its_own_and_ignores_rows_behind_a_gate(world: World) -> None:
+    company = world.connect()
+    set_settings(company, entities={"Item": False})
+    send(company, "Item", "off", {"name": "Behind The Gate", "type": "service"})
+    resolved = world.runtime.resolve(company.key)
+    ticks = {"n": 0}
+
+    def sleep(_: float) -> None:  # the app enqueues a burst while the run follows
+        ticks["n"] += 1
+        if ticks["n"] == 2:
+            for i in range(5):
+                send(company, "Customer", f"burst-{i}", {"display_name": f"Burst {i}"})
+        time.sleep(0.05)
+
+    followed = follow(world.runtime, resolved, window_s=30, max_rows=3, sleep=sleep)
+    # the gated Item was due all along and never pushed; the burst is more than max_rows: left
+    assert followed.left == "backlog" and followed.pushes == 0 and followed.result is None
+    assert company.query("Customer", "DisplayName = 'Burst 0'") == []
+
+    asked = follow(world.runtime, resolved, window_s=30, leave=lambda: "run abc waits for a run slot")
+    assert asked.left == "run abc waits for a run slot" and asked.pushes == 0
+
+
+def test_the_follow_window_comes_from_the_run_config_else_the_environment() -> None:
+    assert follow_window(FollowConfig(follow_s=2.5), {"QB_PUSH_FOLLOW_S": "9"}) == 2.5
+    assert follow_window(FollowConfig(), {"QB_PUSH_FOLLOW_S": "9"}) == 9.0
+    assert follow_window(FollowConfig(), {}) == 15.0
+    for bad in ("soon", "-1", "100000"):
+        with pytest.raises(SettingsError, match="QB_PUSH_FOLLOW_S"):
+            follow_window(FollowConfig(), {"QB_PUSH_FOLLOW_S": bad})
 
 
 # -------------------------------------------------------------------------------------- the checks

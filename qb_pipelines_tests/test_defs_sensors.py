@@ -5,6 +5,7 @@ and webhook events are stored in the real inbox as the web app's intake stores t
 """
 
 import secrets
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,12 @@ from qb_pipelines.defs.run_coordinator import (
     URGENT_PRIORITY,
 )
 from qb_pipelines.defs.schedules import qbo_poll_schedule, qbo_token_refresh_schedule, qbo_weekly_full_refresh_schedule
-from qb_pipelines.defs.sensors import qbo_company_partitions_sensor, qbo_report_refresh_sensor, qbo_webhook_sensor
+from qb_pipelines.defs.sensors import (
+    THROUGH_TAG,
+    qbo_company_partitions_sensor,
+    qbo_report_refresh_sensor,
+    qbo_webhook_sensor,
+)
 from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import WebhookEvent
 from qb_pipelines.store.webhook_inbox import delivery_sha
@@ -226,3 +232,44 @@ def test_report_sensor_skips_months_whose_reports_were_landed_after_the_change(w
 
     result = world.sensor(qbo_report_refresh_sensor)
     assert {str(r.partition_key) for r in result.run_requests} == {f"{key}|2026-10"}
+
+
+def _intake_run(world: World, company: str, entities: str, through: int,
+                status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTED) -> None:
+    """A landing run as the web app's intake asks for it (qb_pipelines.web.dagster_launch.LandingLauncher)."""
+    world.instance.add_run(dg.DagsterRun(
+        job_name="qbo_incremental_job", run_id=str(uuid.uuid4()), status=status,
+        tags={COMPANY_TAG: company, "dagster/partition": company, "qbo/trigger": "webhook", "qbo/entities": entities,
+              THROUGH_TAG: str(through)}))
+
+
+def test_webhook_sensor_skips_events_a_landing_asked_for_by_the_intake_covers(world: World) -> None:
+    (t1, r1), (t2, r2) = world.connect(), world.connect()
+    k1, k2 = company_key(t1, r1), company_key(t2, r2)
+    world.instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [k1, k2])
+    world.event(r1, "Invoice", "12")
+    world.event(r1, "Customer", "3")
+    world.event(r2, "Customer", "8")
+    through = world.inbox.latest_seq()
+    # the intake asked for k1's Customer landing after these events; a failed run covers nothing
+    _intake_run(world, k1, "Customer", through)
+    _intake_run(world, k2, "Customer", through, status=dg.DagsterRunStatus.FAILURE)
+    world.event(r1, "Customer", "4")  # after the run was asked for: not covered
+
+    result = world.sensor(qbo_webhook_sensor)
+    runs = {r.partition_key: r for r in result.run_requests}
+    assert set(runs[k1].asset_selection) == {entity_asset_key("Invoice"), entity_asset_key("Customer")}
+    assert runs[k2].asset_selection == [entity_asset_key("Customer")]
+
+    # both entities of k1 covered, k2 covered: no run at all, and the tick says why
+    _intake_run(world, k1, "Customer,Invoice", world.inbox.latest_seq())
+    _intake_run(world, k2, "Customer", world.inbox.latest_seq())
+    skipped = world.sensor(qbo_webhook_sensor)
+    assert not skipped.run_requests and skipped.cursor == str(world.inbox.latest_seq())
+    assert "landing in runs the web app asked for" in skipped.skip_reason.skip_message
+
+    # a run asked for before the cursor covers nothing new
+    world.event(r1, "Invoice", "13")
+    later = world.sensor(qbo_webhook_sensor, cursor=skipped.cursor)
+    (run,) = later.run_requests
+    assert run.partition_key == k1 and run.asset_selection == [entity_asset_key("Invoice")]

@@ -1,28 +1,35 @@
-"""The records API's fast path: an enqueue asks a real dagster-webserver for the company's push run.
+"""The fast paths: an enqueue (a stored webhook) asks a real dagster-webserver for the push (landing) run.
 
 A real ``dagster-webserver`` (the project's workspace, a Dagster instance in a temporary folder
 whose queued run coordinator holds the runs: no daemon, so the launched run stays queued and can
 be inspected), the web app served by uvicorn with ``dagster_graphql_url`` set, the emulator as
 QuickBooks. What is checked: the run is ``qbo_push_job`` for the company's partition with the
 sensor's tags; a second enqueue while that run is queued asks for no second run; a Dagster that
-cannot be reached never fails the enqueue.
+cannot be reached never fails the enqueue. A signed webhook delivery asks for the company's
+incremental landing of the entities it names, tagged so the webhook sensor skips those events.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 
 from qb_pipelines.defs import push as push_defs
+from qb_pipelines.defs import run_coordinator, sensors
+from qb_pipelines.defs.assets import entity_asset_key
+from qb_pipelines.defs.jobs import qbo_incremental_job
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
 from qb_pipelines.demo.instance import open_instance, write_demo_instance
 from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.devtools.processes import child_env
 from qb_pipelines.devtools.services import run_dagster_webserver_process
 from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines.qbo.webhooks import sign
 from qb_pipelines.web import dagster_launch
 from qb_pipelines_tests.harness import connect_company
 from qb_pipelines_tests.web_fixtures import start_web
@@ -35,9 +42,27 @@ def _post(url: str, tenant: str, key: str, app_id: str) -> requests.Response:
                          headers={"Authorization": f"Bearer {key}"})
 
 
-def test_the_web_app_names_the_push_job_and_tag_as_the_definitions_do() -> None:
+VERIFIER = "launch-test-verifier"
+
+
+def _webhook(url: str, realm: str, *entities: tuple[str, str]) -> requests.Response:
+    body = json.dumps({"eventNotifications": [{"realmId": realm, "dataChangeEvent": {"entities": [
+        {"name": name, "id": ident, "operation": "Update", "lastUpdated": datetime.now(UTC).isoformat()}
+        for name, ident in entities]}}]}).encode()
+    return requests.post(f"{url}/webhooks/quickbooks", data=body, timeout=30,
+                         headers={"intuit-signature": sign(body, VERIFIER), "content-type": "application/json"})
+
+
+def test_the_web_app_names_the_jobs_tags_and_assets_as_the_definitions_do() -> None:
     assert dagster_launch.PUSH_JOB_NAME == push_defs.PUSH_JOB_NAME
     assert dagster_launch.PUSH_TAG == push_defs.PUSH_TAG
+    assert qbo_incremental_job.name == dagster_launch.LANDING_JOB_NAME
+    assert dagster_launch.COMPANY_TAG == run_coordinator.COMPANY_TAG
+    assert (dagster_launch.PRIORITY_TAG, dagster_launch.URGENT_PRIORITY) == (run_coordinator.PRIORITY_TAG,
+                                                                             run_coordinator.URGENT_PRIORITY)
+    assert dagster_launch.THROUGH_TAG == sensors.THROUGH_TAG
+    for entity in ("Customer", "JournalEntry", "Invoice"):
+        assert dagster_launch.entity_asset_path(entity) == list(entity_asset_key(entity).path)
 
 
 @pytest.mark.slow
@@ -47,7 +72,8 @@ def test_an_enqueue_launches_the_company_push_run_through_dagster_graphql(
 
     home = write_demo_instance(tmp_path / "dagster_home")
     port = free_port()
-    stack = start_web(shared_emulator, tmp_path, dagster_graphql_url=f"http://127.0.0.1:{port}/graphql")
+    stack = start_web(shared_emulator, tmp_path, dagster_graphql_url=f"http://127.0.0.1:{port}/graphql",
+                      webhook_verifier_token=VERIFIER)
     # the webserver checks the run's resources when it launches: they read the store's settings
     settings = stack.settings
     env = child_env({"DAGSTER_HOME": str(home), "QB_DATABASE_URL": str(settings.database_url),
@@ -79,6 +105,23 @@ def test_an_enqueue_launches_the_company_push_run_through_dagster_graphql(
                 assert _post(stack.url, company.tenant, key, "c-2").status_code == 202
                 time.sleep(3)
                 assert len(instance.get_runs(filters=dg.RunsFilter(tags={push_defs.PUSH_TAG: company_key}))) == 1
+
+                # a webhook delivery for the company's realm asks for its landing of what it names
+                realm = stack.runtime.resolve(company.tenant).realm_id
+                answer = _webhook(stack.url, realm, ("Customer", "1"), ("Invoice", "7"), ("Customer", "2"))
+                assert answer.status_code == 200 and answer.json()["stored"] == 3
+                landing = dg.RunsFilter(tags={run_coordinator.COMPANY_TAG: company_key, "qbo/trigger": "webhook"})
+                landings: list = []
+                deadline = time.monotonic() + 60
+                while not landings and time.monotonic() < deadline:
+                    landings = instance.get_runs(filters=landing)
+                    time.sleep(0.2)
+                assert len(landings) == 1, "the delivery asked Dagster for one landing run"
+                run = landings[0]
+                assert run.job_name == qbo_incremental_job.name and run.tags["dagster/partition"] == company_key
+                assert run.asset_selection == {entity_asset_key("Customer"), entity_asset_key("Invoice")}
+                assert run.tags["qbo/entities"] == "Customer,Invoice"
+                assert run.tags[dagster_launch.THROUGH_TAG] == str(stack.runtime.inbox.latest_seq())
     finally:
         stack.stop()
 

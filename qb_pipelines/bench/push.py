@@ -30,11 +30,13 @@ Stages:
    :mod:`qb_pipelines.web.dagster_launch`: the web app asks the webserver for the push run; the
    outbox sensor, evaluated by the daemon, stays the backstop). A sample ends when the record's
    status (``GET .../records/Invoice/{app_id}``) is ``synced`` with its QuickBooks id: the run
-   recorded QuickBooks' answer, so the object was readable in QBO no later than that.
+   recorded QuickBooks' answer, so the object was readable in QBO no later than that. The first
+   sample starts a push run (``latency_first_s``: the run's start-up); the run then follows the
+   outbox (``follow_outbox``, 15 s) and the next samples ride it.
 4. **QuickBooks -> feed latency**: ``--feed-samples`` customer edits made as a QuickBooks user
    (the emulator's ``/act``), 1 s apart, each timed until its entry is in
-   ``GET /api/v1/tenants/{t}/changes`` (webhook -> web app inbox -> ``qbo_webhook_sensor`` ->
-   landing run -> feed).
+   ``GET /api/v1/tenants/{t}/changes`` (webhook -> the same web app's inbox, which asks Dagster
+   for the landing run at once (``qbo_webhook_sensor`` is the backstop) -> landing run -> feed).
 5. **Duplicates and echoes**: ``duplicates`` counts QuickBooks objects sharing an app id (each
    bench record carries its app id in its name or document number; read through the emulator's
    export); ``echoes`` counts feed entries on the bench's own objects written after the pushes,
@@ -63,7 +65,7 @@ import sqlalchemy as sa
 
 from qb_pipelines.bench.rss import RssSampler
 from qb_pipelines.bench.webhook_latency import percentile
-from qb_pipelines.demo.config import DemoError
+from qb_pipelines.demo.config import WEBHOOK_WINDOW_S, DemoError
 from qb_pipelines.demo.instance import (
     open_instance,
     process_environment,
@@ -417,6 +419,9 @@ def run(invoices: int, database_url: str | None = None, out: Out = print, *, fee
                 fast_env = {**stack.env, "QB_DAGSTER_GRAPHQL_URL": f"{ui.url}/graphql", "QB_API_RATE_LIMIT": "0"}
                 with run_web_process(free_port(), fast_env, root / "web-fast.log") as web_fast, \
                         run_daemon_process(stack.env, root, root / "daemon.log") as daemon:
+                    # QuickBooks' webhooks go to that web app too: its intake asks for the landing run
+                    control.subscribe_webhooks(f"{web_fast.url}/webhooks/quickbooks",
+                                               stack.env["QBO_WEBHOOK_VERIFIER_TOKEN"], window_s=WEBHOOK_WINDOW_S)
                     waited = wait_for_daemon(instance, daemon)
                     out(f"dagster-daemon up after {waited:.1f} s, dagster-webserver at {ui.url}; "
                         "letting the webhook landings of the pushes finish ...")
@@ -464,7 +469,7 @@ def _latency_stage(api: _Api, daemon: Any, n: int, run_tag: str, today: str, out
     p50, p95, lost = _summary(samples)
     out(f"  enqueue -> QuickBooks: p50 {p50} s, p95 {p95} s, lost {lost}; samples "
         f"{[round(s, 2) if s is not None else None for s in samples]}")
-    return {"latency_p50_s": p50, "latency_p95_s": p95, "latency_lost": lost,
+    return {"latency_p50_s": p50, "latency_p95_s": p95, "latency_lost": lost, "latency_first_s": samples[0],
             "latency_samples": [round(s, 2) if s is not None else None for s in samples],
             "run_peak_rss_mb": runs_rss.peak_mb}
 

@@ -2,11 +2,16 @@
 
 * ``qbo/outbox`` (group ``qbo_sync``, one partition per company) is the outbox seen as an asset:
   materializing a company's partition *pushes* its waiting rows and records what the outbox
-  holds afterwards. It is a graph of three ops, the steps a data engineer reads in the run:
+  holds afterwards. It is a graph of four ops, the steps a data engineer reads in the run:
 
   ``plan_push``   what will be resumed and sent per entity, what waits behind a gate and why;
   ``push_outbox`` :func:`qb_pipelines.sync.push.push` (pool ``qbo_api``, retry policy with
                   backoff and jitter; failures only an admin can fix fail at once);
+  ``follow_outbox`` stays up to ``follow_s`` seconds (default 15, ``$QB_PUSH_FOLLOW_S``) and
+                  pushes what the app enqueues meanwhile, within a second instead of a new run's
+                  start-up (:mod:`qb_pipelines.sync.push.follow`). It holds no ``qbo_api`` pool
+                  slot, leaves a larger backlog to a run of its own, and leaves at once when
+                  every run slot is taken and another run waits for one;
   ``record_push`` the materialization: this run's created, updated, matched, failed... and the
                   backlog left (held, waiting, failures, the oldest waiting row's age).
 
@@ -31,6 +36,7 @@ terminates it in the UI; until then the sensor waits for it, as for any running 
 """
 
 import json
+import os
 import warnings
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -39,12 +45,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from qb_pipelines.config import SettingsError
 from qb_pipelines.defs.assets import QBO_POOL, QBO_RETRY_POLICY, company_failures
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, qbo_company_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.defs.schedules import ACTIVE_STATUSES
 from qb_pipelines.sync.push import PushResult, push
 from qb_pipelines.sync.push.backlog import PushPreview, backlog, due_companies, preview, run_metadata
+from qb_pipelines.sync.push.follow import FOLLOW_MAX_S, follow
 
 OUTBOX_KEY = dg.AssetKey(["qbo", "outbox"])
 SYNC_GROUP = "qbo_sync"
@@ -64,6 +72,13 @@ OLDEST_PENDING_WARN_S = 15 * 60
 #: that failed before sending, rows left after ``max_batches``...).
 RETRY_WINDOW_S = 60
 
+#: Seconds a push run stays after its push to send what the app enqueues meanwhile
+#: (``follow_outbox``); ``$QB_PUSH_FOLLOW_S`` changes it for a deployment, run config per run.
+FOLLOW_S = 15.0
+#: A queued run of another kind waiting this long while every run slot is taken makes a
+#: following push leave, so that it never holds a slot someone waits for.
+SLOT_WAIT_S = 2.0
+
 FAILURES_WAITING = "failures_waiting"
 OLDEST_PENDING_AGE = "oldest_pending_age"
 HELD_COUNT = "held_count"
@@ -79,6 +94,39 @@ class PushConfig(dg.Config):
 
     max_batches: int = Field(default=MAX_BATCHES, ge=1, description="Batch calls this run makes at most.")
     dry_run: bool = Field(default=False, description="Record the backlog and run the checks; send nothing.")
+
+
+class FollowConfig(dg.Config):
+    """Run configuration of ``follow_outbox``.
+
+    Attributes:
+        follow_s: seconds without a new record after which the run ends (``0``: end at once);
+            unset: ``$QB_PUSH_FOLLOW_S``, else :data:`FOLLOW_S`.
+    """
+
+    follow_s: float | None = Field(default=None, ge=0, description="Seconds the run waits for new records after "
+                                   "its push (0: none); unset: $QB_PUSH_FOLLOW_S, else 15.")
+
+
+def follow_window(config: FollowConfig, env: dict[str, str] | None = None) -> float:
+    """The follow window of a run: its config, else ``$QB_PUSH_FOLLOW_S``, else :data:`FOLLOW_S`.
+
+    Raises:
+        SettingsError: ``QB_PUSH_FOLLOW_S`` is not a number of seconds >= 0.
+    """
+    if config.follow_s is not None:
+        return float(config.follow_s)
+    text = (os.environ if env is None else env).get("QB_PUSH_FOLLOW_S", "").strip()
+    if not text:
+        return FOLLOW_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= FOLLOW_MAX_S:
+        raise SettingsError(f"QB_PUSH_FOLLOW_S={text!r} is not a number of seconds from 0 to {FOLLOW_MAX_S:.0f}: "
+                            "set it to how long a push run waits for new records after its push (0: not at all).")
+    return value
 
 
 def _metadata(values: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +218,51 @@ def push_outbox(context: dg.OpExecutionContext, config: PushConfig, qbo: QBOConn
     return result
 
 
+def _slot_wanted(context: dg.OpExecutionContext, company: str) -> str | None:
+    """Why a following push should leave now: every run slot taken while another run waits for one."""
+    instance = context.instance
+    try:
+        limit = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
+    except Exception:  # an instance without a run queue (tests, in-process): no slot to free
+        return None
+    in_progress = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING,
+                                                                  dg.DagsterRunStatus.STARTED]))
+    if in_progress < limit:
+        return None
+    cutoff = datetime.now(UTC).timestamp() - SLOT_WAIT_S
+    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), limit=50):
+        run = record.dagster_run
+        if run.tags.get(PUSH_TAG) != company and record.create_timestamp.timestamp() < cutoff:
+            return f"run {run.run_id[:8]} waits for a run slot"
+    return None
+
+
+@dg.op(description="Stay a little after the push: send what the app enqueues meanwhile, within a second "
+                   "(holds no qbo_api pool slot; leaves on quiet, on a backlog, or when a run waits for a slot).")
+def follow_outbox(context: dg.OpExecutionContext, config: FollowConfig, qbo: QBOConnectionResource,
+                  result: PushResult | None) -> PushResult | None:
+    """Follow the company's outbox (:func:`qb_pipelines.sync.push.follow.follow`); returns the run's counts."""
+    if result is None or result.gate:  # a dry run, or nothing may be sent now
+        return result
+    company = result.company_key
+    try:
+        window = follow_window(config)
+    except SettingsError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    if window <= 0:
+        return result
+    runtime = qbo.runtime()
+    with company_failures(company):
+        followed = follow(runtime, runtime.resolve(company), window_s=window,
+                          leave=lambda: _slot_wanted(context, company), run_id=context.run_id)
+    if followed.result is not None:
+        result.absorb(followed.result)
+    context.log.info("%s: followed the outbox %.1f s, %d more pushes (%s), left: %s", company, followed.seconds,
+                     followed.pushes, json.dumps(followed.result.as_dict()) if followed.result else "nothing new",
+                     followed.left)
+    return result
+
+
 @dg.op(out=dg.Out(dg.Nothing), description="Record the run's figures and the backlog left on qbo/outbox.")
 def record_push(context: dg.OpExecutionContext, qbo: QBOConnectionResource, result: PushResult | None):
     """The materialization of ``qbo/outbox`` for the company: this run's counts and the outbox after it."""
@@ -195,7 +288,7 @@ def record_push(context: dg.OpExecutionContext, qbo: QBOConnectionResource, resu
     tags={"qbo/direction": "app_to_qbo"},
 )
 def qbo_outbox() -> Any:
-    return record_push(push_outbox(plan_push()))
+    return record_push(follow_outbox(push_outbox(plan_push())))
 
 
 # ---------------------------------------------------------------------------------------- checks

@@ -7,7 +7,9 @@
   number, every few seconds, into incremental runs targeted at the companies and entities the
   events name. Webhooks are hints, CDC is the truth: the run does not apply the event, it runs
   CDC for those entities from their cursors, so a lost, duplicated or out-of-order event changes
-  nothing but when the sync happens. ``run_key``\\ s make a re-evaluated tick idempotent.
+  nothing but when the sync happens. ``run_key``\\ s make a re-evaluated tick idempotent. Events
+  a landing run asked for by the web app's intake already covers (the fast path, tag
+  ``qbo/webhook-through``: :mod:`qb_pipelines.web.dagster_launch`) get no second run.
 * ``qbo_report_refresh_sensor`` reads the ``touched_months`` that landing runs record on their
   transaction materializations and re-materializes those (company, month) report partitions:
   a month-end adjustment booked late re-runs that month's reports. It also keeps the report
@@ -46,6 +48,13 @@ from qb_pipelines.qbo import registry
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.companies import keys as company_keys
 
+#: Tag of a landing run the web app's intake asked for: the inbox's latest sequence number then
+#: (``qb_pipelines.web.dagster_launch.THROUGH_TAG``).
+THROUGH_TAG = "qbo/webhook-through"
+#: Statuses of an intake's landing run that still cover its events (a failed one does not).
+_COVERING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS]
+
 #: Webhook events drained per tick; the sensor runs again a few seconds later for the rest.
 WEBHOOK_BATCH = 1000
 #: Materialization records read per asset per tick by the report sensor.
@@ -72,6 +81,17 @@ def _field(event: Any, name: str) -> Any:
     return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
 
 
+def _covered(instance: dg.DagsterInstance, company: str, after: int) -> list[tuple[int, set[str]]]:
+    """The intake's landing runs of ``company`` asked for after inbox event ``after``: (through, entities)."""
+    out = []
+    for run in instance.get_runs(filters=dg.RunsFilter(tags={COMPANY_TAG: company, "qbo/trigger": "webhook"},
+                                                       statuses=_COVERING), limit=20):
+        through = run.tags.get(THROUGH_TAG, "")
+        if through.isdigit() and int(through) > after:
+            out.append((int(through), set(filter(None, run.tags.get("qbo/entities", "").split(",")))))
+    return out
+
+
 @dg.sensor(job=qbo_incremental_job, minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Turn stored QuickBooks webhooks into targeted incremental runs (CDC is the truth).")
 def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionResource) -> dg.SensorResult:
@@ -88,6 +108,7 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
     last = max(int(_field(e, "seq")) for e in events)
     touched: dict[str, set[str]] = defaultdict(set)
     seqs: dict[str, list[int]] = defaultdict(list)
+    pairs: dict[str, list[tuple[int, str]]] = defaultdict(list)
     by_realm: dict[str, list[Company]] = {}
     for event in events:
         realm = str(_field(event, "realm_id") or "")
@@ -99,6 +120,14 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
         for company in by_realm[realm]:
             touched[company.key].add(entity.name)
             seqs[company.key].append(int(_field(event, "seq")))
+            pairs[company.key].append((int(_field(event, "seq")), entity.name))
+    covered_by_intake = 0
+    for key, events_of in pairs.items():
+        runs = _covered(context.instance, key, after)
+        left = {e for seq, e in events_of if not any(seq <= through and e in names for through, names in runs)}
+        covered_by_intake += len(touched[key] - left)
+        touched[key] = left
+    touched = defaultdict(set, {k: v for k, v in touched.items() if v})
     existing = set(context.instance.get_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME))
     missing = sorted(k for k in touched if k not in existing)
     requests = [
@@ -115,12 +144,16 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
         )
         for key in sorted(touched)
     ]
-    context.log.info("webhook events #%d..#%d: %d runs", after + 1, last, len(requests))
+    context.log.info("webhook events #%d..#%d: %d runs%s", after + 1, last, len(requests),
+                     f" ({covered_by_intake} company entities already landing in runs the web app asked for)"
+                     if covered_by_intake else "")
     return dg.SensorResult(
         run_requests=requests,
         cursor=str(last),
         dynamic_partitions_requests=[qbo_company_partitions.build_add_request(missing)] if missing else None,
-        skip_reason=None if requests else f"events #{after + 1}..#{last} name no connected company",
+        skip_reason=None if requests else (
+            f"events #{after + 1}..#{last} are landing in runs the web app asked for" if covered_by_intake
+            else f"events #{after + 1}..#{last} name no connected company"),
     )
 
 

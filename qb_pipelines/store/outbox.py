@@ -388,15 +388,17 @@ class Outbox(Repository):
                     .group_by(Tenant.key))
             return {key: int(max_id) for key, max_id in session.execute(stmt).all()}
 
-    def due_work(self, now: datetime | None = None, *, resume_after: timedelta = timedelta(0)) -> list[DueWork]:
+    def due_work(self, now: datetime | None = None, *, resume_after: timedelta = timedelta(0),
+                 tenant_key: str | None = None) -> list[DueWork]:
         """Per tenant, the rows a push run can act on now: pending, retries come due, batches in flight.
 
-        One query for every tenant (the outbox sensor calls it every second).
+        One query for every tenant (the outbox sensor calls it every second), or for one.
 
         Args:
             now: the time retries are due against.
             resume_after: rows in flight count only once this old: a batch whose answer was lost
                 is re-sent after a pause, not in a tight loop while QuickBooks does not answer.
+            tenant_key: only this tenant's rows (a push run following its outbox).
         """
         now = now or self._now()
         due = sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at <= now)
@@ -407,6 +409,8 @@ class Outbox(Repository):
                               sa.func.max(OUTBOX.c.updated_at))
                     .join(Tenant, Tenant.id == OUTBOX.c.tenant_id).where(where)
                     .group_by(Tenant.key, OUTBOX.c.entity, OUTBOX.c.status))
+            if tenant_key is not None:
+                stmt = stmt.where(Tenant.key == tenant_key)
             found: dict[str, dict[str, Any]] = {}
             for key, entity, status, n, max_id, changed in session.execute(stmt).all():
                 entry = found.setdefault(key, {"rows": 0, "max_id": 0, "last_change": None, "entities": {},

@@ -17,7 +17,7 @@ is reported by name, with what to put in it (:class:`~qb_pipelines.config.Settin
 | ``QB_READ_BUDGET`` | monthly metered read calls allowed per company (default 500,000, Intuit's Builder tier) |
 | ``QBO_WEBHOOK_VERIFIER_TOKEN`` | the Verifier Token of the Intuit app's webhooks; unset: ``POST /webhooks/quickbooks`` answers 503 |
 | ``QB_API_RATE_LIMIT`` | requests per second each records-API key may make, per web worker (default 50, bursts of twice that; ``0``: no limit) |
-| ``QB_DAGSTER_GRAPHQL_URL`` | the dagster-webserver's ``/graphql``: an enqueue asks Dagster for the push run at once (:mod:`qb_pipelines.web.dagster_launch`); unset: the outbox sensor alone starts push runs |
+| ``QB_DAGSTER_GRAPHQL_URL`` | the dagster-webserver's ``/graphql``: an enqueue asks Dagster for the push run at once, and a stored webhook for its landing run (:mod:`qb_pipelines.web.dagster_launch`); unset: the sensors alone start them |
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class WebSettings(AppSettings):
         api_rate_per_s: Requests per second one records-API key may make (per web worker; bursts
             of twice that); ``0`` lifts the limit.
         dagster_graphql_url: The dagster-webserver's GraphQL endpoint; when set, the records API
-            asks for the company's push run right after an enqueue (best effort, in the background).
+            asks for the company's push run right after an enqueue, and the webhook intake for the
+            landing of what the events name (best effort, in the background).
     """
 
     session_secret: str = field(default="", repr=False)

@@ -16,6 +16,9 @@ What the route does, in this order, and why:
 5. **Store**, idempotently, in one short transaction
    (:meth:`qb_pipelines.store.webhook_inbox.WebhookInbox.add_events`), and answer 200
    ``{"stored": n, "duplicates": m}``. A replayed delivery or a repeated event is stored once.
+6. **Fast path** (``QB_DAGSTER_GRAPHQL_URL`` set): new events ask Dagster for their company's
+   landing in a background thread (:class:`~qb_pipelines.web.dagster_launch.LandingLauncher`),
+   after the answer is decided; the sensor skips what such a run covers and stays the backstop.
 
 Intuit waits 3 seconds for the 200 and retries otherwise, holding every later delivery behind
 the failing one. So the route does no QBO call and no sync work (a Dagster sensor drains the
@@ -44,6 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from qb_pipelines.qbo.webhooks import WebhookPayloadError, parse_notifications, verify
 from qb_pipelines.store.webhook_inbox import WebhookInbox, delivery_sha
 from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines.web.dagster_launch import LandingLauncher
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ class WebhookIntake:
         path: The route's path.
         max_body_bytes: Largest body accepted (413 beyond).
         store_deadline_s: Longest the store step may take before answering 503.
+        launcher: Asks Dagster for the landing at once after events were stored (the fast path,
+            :class:`~qb_pipelines.web.dagster_launch.LandingLauncher`); ``None``: the sensor alone.
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class WebhookIntake:
         path: str = WEBHOOK_PATH,
         max_body_bytes: int = MAX_BODY_BYTES,
         store_deadline_s: float = STORE_DEADLINE_S,
+        launcher: LandingLauncher | None = None,
     ) -> None:
         self.app = app
         self.inbox = inbox
@@ -96,6 +103,7 @@ class WebhookIntake:
         self.path = path.rstrip("/")
         self.max_body_bytes = max_body_bytes
         self.store_deadline_s = store_deadline_s
+        self.launcher = launcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and str(scope.get("path", "")).rstrip("/") == self.path:
@@ -152,6 +160,8 @@ class WebhookIntake:
             return _error(503, "The webhook inbox is busy; Intuit retries the delivery.")
         stored, duplicates = result
         log.info("webhook delivery %s: %d events stored, %d duplicates", t_id, stored, duplicates)
+        if stored and self.launcher is not None:
+            self.launcher.webhooks_stored(list(events))  # in the background; the sensor is the backstop
         return JSONResponse({"stored": stored, "duplicates": duplicates})
 
     async def _read_body(self, request: Request) -> bytes:
@@ -178,5 +188,12 @@ def intake_middleware(settings: Any, runtime: Runtime) -> Middleware:
     Args:
         settings: The web settings; ``webhook_verifier_token`` (``QBO_WEBHOOK_VERIFIER_TOKEN``) keys the signature.
         runtime: The integration's runtime; its webhook inbox stores the events.
+
+    With ``settings.dagster_graphql_url`` (``QB_DAGSTER_GRAPHQL_URL``) stored events ask Dagster
+    for their landing at once (:class:`~qb_pipelines.web.dagster_launch.LandingLauncher`).
     """
-    return Middleware(WebhookIntake, inbox=runtime.inbox, verifier_token=getattr(settings, "webhook_verifier_token", None))
+    url = getattr(settings, "dagster_graphql_url", None)
+    launcher = (LandingLauncher(url, lambda realm: [c.key for c in runtime.companies_for_realm(realm)],
+                                runtime.inbox.latest_seq) if url else None)
+    return Middleware(WebhookIntake, inbox=runtime.inbox, verifier_token=getattr(settings, "webhook_verifier_token", None),
+                      launcher=launcher)

@@ -63,8 +63,11 @@ def _company_gate(runtime: Any, company: Company) -> tuple[str | None, Any]:
     return plan.company_gate(company, stored.configured, stored.mappings_need_review), stored.values
 
 
-def due_companies(runtime: Any, now: datetime | None = None) -> list[DueCompany]:
+def due_companies(runtime: Any, now: datetime | None = None, *, tenant_key: str | None = None) -> list[DueCompany]:
     """Every company whose outbox has rows a push could act on now, each with why it would not run.
+
+    ``tenant_key`` limits the answer to that tenant (one indexed query: a push run following its
+    outbox asks several times a second).
 
     A company is ``waiting`` (a run would send nothing) when its tenant never connected one, when
     a company gate holds (:func:`qb_pipelines.sync.push.plan.company_gate`), or when every entity
@@ -72,7 +75,7 @@ def due_companies(runtime: Any, now: datetime | None = None) -> list[DueCompany]
     """
     now = now or utcnow()
     out: list[DueCompany] = []
-    for work in runtime.outbox.due_work(now, resume_after=RESUME_AFTER):
+    for work in runtime.outbox.due_work(now, resume_after=RESUME_AFTER, tenant_key=tenant_key):
         base = {"tenant_key": work.tenant_key, "rows": work.rows, "max_id": work.max_id,
                 "last_change": work.last_change, "entities": dict(work.entities), "in_flight": work.in_flight}
         try:

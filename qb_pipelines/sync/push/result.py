@@ -61,6 +61,16 @@ class PushResult:
     def seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
 
+    def absorb(self, later: PushResult) -> None:
+        """Add a later push of the same run (a push run following its outbox) to these counts."""
+        for name in ("created", "updated", "matched", "linked", "deleted", "voided", "unchanged", "dropped", "failed",
+                     "retrying", "blocked", "review", "waiting", "in_flight", "resumed", "api_calls", "batches",
+                     "throttled", "told_app"):
+            setattr(self, name, getattr(self, name) + getattr(later, name))
+        self.batch_seconds.extend(later.batch_seconds)
+        self.finished_at = later.finished_at or self.finished_at
+        self.gate = later.gate or self.gate
+
     def as_dict(self) -> dict[str, Any]:
         """Plain counts (JSON-ready)."""
         keys = ("created", "updated", "matched", "linked", "deleted", "voided", "unchanged", "dropped", "failed",
