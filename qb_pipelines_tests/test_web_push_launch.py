@@ -24,6 +24,7 @@ from qb_pipelines.defs import run_coordinator, sensors
 from qb_pipelines.defs.assets import entity_asset_key
 from qb_pipelines.defs.jobs import qbo_incremental_job
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
+from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.demo.instance import open_instance, write_demo_instance
 from qb_pipelines.devtools.ports import free_port
 from qb_pipelines.devtools.processes import child_env
@@ -105,6 +106,20 @@ def test_an_enqueue_launches_the_company_push_run_through_dagster_graphql(
                 assert _post(stack.url, company.tenant, key, "c-2").status_code == 202
                 time.sleep(3)
                 assert len(instance.get_runs(filters=dg.RunsFilter(tags={push_defs.PUSH_TAG: company_key}))) == 1
+
+                # a push of the company that follows its outbox sends those rows and cancels the
+                # queued run, which would only find nothing
+                qbo = QBOConnectionResource(database_url=str(settings.database_url), fernet_key=settings.fernet_key,
+                                            client_id=settings.client_id, client_secret=settings.client_secret,
+                                            environment="emulator", emulator_url=str(settings.emulator_url))
+                job = dg.Definitions(assets=[push_defs.qbo_outbox], asset_checks=[push_defs.qbo_outbox_checks],
+                                     jobs=[push_defs.qbo_push_job], resources={"qbo": qbo}
+                                     ).resolve_job_def(push_defs.PUSH_JOB_NAME)
+                follow = {"ops": {"qbo__outbox": {"ops": {"follow_outbox": {"config": {"follow_s": 0.5}}}}}}
+                pushed = job.execute_in_process(partition_key=company_key, instance=instance, run_config=follow)
+                assert pushed.success
+                assert stack.runtime.outbox.record(company.tenant, "Customer", "c-2").status == "synced"
+                assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
 
                 # a webhook delivery for the company's realm asks for its landing of what it names
                 realm = stack.runtime.resolve(company.tenant).realm_id

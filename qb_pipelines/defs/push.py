@@ -11,7 +11,8 @@
                   pushes what the app enqueues meanwhile, within a second instead of a new run's
                   start-up (:mod:`qb_pipelines.sync.push.follow`). It holds no ``qbo_api`` pool
                   slot, leaves a larger backlog to a run of its own, and leaves at once when
-                  every run slot is taken and another run waits for one;
+                  every run slot is taken and another run waits for one; push runs of the
+                  company queued meanwhile (the fast path) are cancelled when nothing is left;
   ``record_push`` the materialization: this run's created, updated, matched, failed... and the
                   backlog left (held, waiting, failures, the oldest waiting row's age).
 
@@ -237,6 +238,27 @@ def _slot_wanted(context: dg.OpExecutionContext, company: str) -> str | None:
     return None
 
 
+def _cancel_spare_pushes(context: dg.OpExecutionContext, runtime: Any, company: str, tenant: str) -> list[str]:
+    """Cancel the company's push runs queued while this one followed, when it left nothing for them.
+
+    The fast path asks for a run behind a running push; a following push has sent those rows
+    already, and the spare run would only start a process to find nothing. None can start while
+    this run is in progress (one push per company), so cancelling it races with nothing.
+    """
+    queued = context.instance.get_runs(filters=dg.RunsFilter(tags={PUSH_TAG: company},
+                                                             statuses=[dg.DagsterRunStatus.QUEUED]))
+    if not queued or any(d.waiting is None for d in due_companies(runtime, tenant_key=tenant)):
+        return []
+    cancelled = []
+    for run in queued:
+        if run.run_id != context.run_id and context.instance.run_coordinator.cancel_run(run.run_id):
+            cancelled.append(run.run_id)
+    if cancelled:
+        context.log.info("%s: cancelled %d push runs queued meanwhile (this run sent their rows): %s", company,
+                         len(cancelled), ", ".join(r[:8] for r in cancelled))
+    return cancelled
+
+
 @dg.op(description="Stay a little after the push: send what the app enqueues meanwhile, within a second "
                    "(holds no qbo_api pool slot; leaves on quiet, on a backlog, or when a run waits for a slot).")
 def follow_outbox(context: dg.OpExecutionContext, config: FollowConfig, qbo: QBOConnectionResource,
@@ -257,6 +279,7 @@ def follow_outbox(context: dg.OpExecutionContext, config: FollowConfig, qbo: QBO
                           leave=lambda: _slot_wanted(context, company), run_id=context.run_id)
     if followed.result is not None:
         result.absorb(followed.result)
+    _cancel_spare_pushes(context, runtime, company, runtime.resolve(company).tenant_key)
     context.log.info("%s: followed the outbox %.1f s, %d more pushes (%s), left: %s", company, followed.seconds,
                      followed.pushes, json.dumps(followed.result.as_dict()) if followed.result else "nothing new",
                      followed.left)

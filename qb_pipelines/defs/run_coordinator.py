@@ -35,7 +35,7 @@ Configure it in the instance's ``dagster.yaml``::
     run_coordinator:
       module: qb_pipelines.defs.run_coordinator
       class: CompanyRunCoordinator
-      config: {dequeue_interval_seconds: 2}   # any QueuedRunCoordinator setting
+      config: {dequeue_interval_seconds: 1}   # any QueuedRunCoordinator setting
 
 This module imports only Dagster and the partition names: the webserver and the daemon load it
 with the instance, not with the code location.
