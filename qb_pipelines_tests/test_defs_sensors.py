@@ -266,10 +266,21 @@ def test_webhook_sensor_skips_events_a_landing_asked_for_by_the_intake_covers(wo
     _intake_run(world, k2, "Customer", world.inbox.latest_seq())
     skipped = world.sensor(qbo_webhook_sensor)
     assert not skipped.run_requests and skipped.cursor == str(world.inbox.latest_seq())
-    assert "landing in runs the web app asked for" in skipped.skip_reason.skip_message
+    assert "covered by landings asked for by the web app or waiting to start" in skipped.skip_reason.skip_message
 
     # a run asked for before the cursor covers nothing new
     world.event(r1, "Invoice", "13")
     later = world.sensor(qbo_webhook_sensor, cursor=skipped.cursor)
     (run,) = later.run_requests
     assert run.partition_key == k1 and run.asset_selection == [entity_asset_key("Invoice")]
+
+    # a landing of k1's Invoices that has not started yet covers every stored Invoice event
+    world.event(r1, "Invoice", "14")
+    world.event(r1, "Customer", "5")
+    world.instance.add_run(dg.DagsterRun(
+        job_name="qbo_incremental_job", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED,
+        asset_selection=frozenset({entity_asset_key("Invoice")}),
+        tags={COMPANY_TAG: k1, "dagster/partition": k1, "qbo/trigger": "poll"}))
+    waiting = world.sensor(qbo_webhook_sensor, cursor=later.cursor)
+    (run,) = waiting.run_requests
+    assert run.partition_key == k1 and run.asset_selection == [entity_asset_key("Customer")]

@@ -137,6 +137,10 @@ def test_an_enqueue_launches_the_company_push_run_through_dagster_graphql(
                 assert run.asset_selection == {entity_asset_key("Customer"), entity_asset_key("Invoice")}
                 assert run.tags["qbo/entities"] == "Customer,Invoice"
                 assert run.tags[dagster_launch.THROUGH_TAG] == str(stack.runtime.inbox.latest_seq())
+                # while it waits in the queue, more changes of those entities ask for no second run
+                assert _webhook(stack.url, realm, ("Invoice", "8")).json()["stored"] == 1
+                time.sleep(3)
+                assert len(instance.get_runs(filters=landing)) == 1
     finally:
         stack.stop()
 

@@ -9,7 +9,8 @@
   CDC for those entities from their cursors, so a lost, duplicated or out-of-order event changes
   nothing but when the sync happens. ``run_key``\\ s make a re-evaluated tick idempotent. Events
   a landing run asked for by the web app's intake already covers (the fast path, tag
-  ``qbo/webhook-through``: :mod:`qb_pipelines.web.dagster_launch`) get no second run.
+  ``qbo/webhook-through``: :mod:`qb_pipelines.web.dagster_launch`), or a landing of their
+  entities still waiting in the queue (its CDC call is yet to come), get no second run.
 * ``qbo_report_refresh_sensor`` reads the ``touched_months`` that landing runs record on their
   transaction materializations and re-materializes those (company, month) report partitions:
   a month-end adjustment booked late re-runs that month's reports. It also keeps the report
@@ -23,7 +24,7 @@ from typing import Any
 
 import dagster as dg
 
-from qb_pipelines.defs.assets import COMPANY_TAG, entity_asset_key
+from qb_pipelines.defs.assets import COMPANY_TAG, ENTITY_BY_KEY, entity_asset_key
 from qb_pipelines.defs.jobs import qbo_incremental_job, qbo_reports_job
 from qb_pipelines.defs.partitions import (
     QBO_COMPANY_PARTITIONS_NAME,
@@ -54,6 +55,8 @@ THROUGH_TAG = "qbo/webhook-through"
 #: Statuses of an intake's landing run that still cover its events (a failed one does not).
 _COVERING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS]
+#: Statuses of a run that has not started yet.
+_WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 
 #: Webhook events drained per tick; the sensor runs again a few seconds later for the rest.
 WEBHOOK_BATCH = 1000
@@ -81,14 +84,24 @@ def _field(event: Any, name: str) -> Any:
     return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
 
 
-def _covered(instance: dg.DagsterInstance, company: str, after: int) -> list[tuple[int, set[str]]]:
-    """The intake's landing runs of ``company`` asked for after inbox event ``after``: (through, entities)."""
+def _covered(instance: dg.DagsterInstance, company: str, after: int, last: int) -> list[tuple[int, set[str]]]:
+    """Landings of ``company`` whose CDC call comes after inbox events: (up to which seq, entities).
+
+    The intake's runs asked for after event ``after`` cover the events up to their
+    ``qbo/webhook-through``; a landing still waiting in the queue covers every stored event
+    (``last``) of the entities it selects: it has not called CDC yet.
+    """
     out = []
     for run in instance.get_runs(filters=dg.RunsFilter(tags={COMPANY_TAG: company, "qbo/trigger": "webhook"},
                                                        statuses=_COVERING), limit=20):
         through = run.tags.get(THROUGH_TAG, "")
         if through.isdigit() and int(through) > after:
             out.append((int(through), set(filter(None, run.tags.get("qbo/entities", "").split(",")))))
+    for run in instance.get_runs(filters=dg.RunsFilter(tags={COMPANY_TAG: company}, statuses=_WAITING), limit=20):
+        if run.job_name == qbo_incremental_job.name:
+            selected = ({ENTITY_BY_KEY[k] for k in run.asset_selection if k in ENTITY_BY_KEY}
+                        if run.asset_selection else set(ENTITY_BY_KEY.values()))
+            out.append((last, selected))
     return out
 
 
@@ -123,7 +136,7 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
             pairs[company.key].append((int(_field(event, "seq")), entity.name))
     covered_by_intake = 0
     for key, events_of in pairs.items():
-        runs = _covered(context.instance, key, after)
+        runs = _covered(context.instance, key, after, last)
         left = {e for seq, e in events_of if not any(seq <= through and e in names for through, names in runs)}
         covered_by_intake += len(touched[key] - left)
         touched[key] = left
@@ -145,14 +158,15 @@ def qbo_webhook_sensor(context: dg.SensorEvaluationContext, qbo: QBOConnectionRe
         for key in sorted(touched)
     ]
     context.log.info("webhook events #%d..#%d: %d runs%s", after + 1, last, len(requests),
-                     f" ({covered_by_intake} company entities already landing in runs the web app asked for)"
+                     f" ({covered_by_intake} company entities covered by landings asked for by the web app or waiting to start)"
                      if covered_by_intake else "")
     return dg.SensorResult(
         run_requests=requests,
         cursor=str(last),
         dynamic_partitions_requests=[qbo_company_partitions.build_add_request(missing)] if missing else None,
         skip_reason=None if requests else (
-            f"events #{after + 1}..#{last} are landing in runs the web app asked for" if covered_by_intake
+            f"events #{after + 1}..#{last} are covered by landings asked for by the web app or waiting to start"
+            if covered_by_intake
             else f"events #{after + 1}..#{last} name no connected company"),
     )
 

@@ -23,6 +23,9 @@ the company's incremental landing of the entities named, the run the sensor woul
 10), plus ``qbo/webhook-through``: the inbox's latest sequence number when the run was asked for.
 The sensor skips the events such a run covers (same company, entity among its entities, sequence
 number not above it: the run's CDC call comes after them) and requests runs for the rest only.
+No run is asked for while a landing of the company and those entities waits in the queue: it has
+not started, so its CDC call comes after the new events too (a stream of changes makes one run
+wait behind the running one, not one run per delivery).
 
 Plain HTTP (``requests``) to Dagster's public GraphQL API: the web layer imports nothing of
 Dagster. The names below must match :mod:`qb_pipelines.defs.push`, :mod:`qb_pipelines.defs.jobs`
@@ -71,9 +74,9 @@ query PushJobWhere {
 
 _QUEUED = """
 query QueuedRuns($tags: [ExecutionTag!]) {
-  runsOrError(filter: {tags: $tags, statuses: [QUEUED, NOT_STARTED]}, limit: 1) {
+  runsOrError(filter: {tags: $tags, statuses: [QUEUED, NOT_STARTED]}, limit: 20) {
     __typename
-    ... on Runs { results { runId } }
+    ... on Runs { results { runId jobName tags { key value } } }
     ... on PythonError { message }
   }
 }
@@ -257,8 +260,20 @@ class LandingLauncher(_Launcher):
     def _launch(self, key: str, details: set[Any]) -> None:
         through = int(self._latest_seq())
         for company in self._companies_of(key):
+            if self._queued_landing_covers(company, details):
+                continue  # a landing of those entities has not started: its CDC call comes after these events
             entities = sorted(details)
             tags = [{"key": COMPANY_TAG, "value": company}, {"key": "dagster/partition", "value": company},
                     {"key": "qbo/trigger", "value": "webhook"}, {"key": "qbo/entities", "value": ",".join(entities)},
                     {"key": PRIORITY_TAG, "value": str(URGENT_PRIORITY)}, {"key": THROUGH_TAG, "value": str(through)}]
             self._launch_run(LANDING_JOB_NAME, tags, [entity_asset_path(e) for e in entities])
+
+    def _queued_landing_covers(self, company: str, entities: set[Any]) -> bool:
+        for run in self._queued([{"key": COMPANY_TAG, "value": company}]):
+            if run.get("jobName") != LANDING_JOB_NAME:
+                continue
+            tags = {t["key"]: t["value"] for t in run.get("tags") or []}
+            named = set(filter(None, tags.get("qbo/entities", "").split(",")))
+            if not named or entities <= named:  # no entity tag: the whole job (polling)
+                return True
+        return False
