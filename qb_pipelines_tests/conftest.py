@@ -27,10 +27,12 @@ from qb_pipelines_tests.databases import migrated_engine
 from qb_pipelines_tests.dates import DEMO_NOW, pinned_emulator
 from qb_pipelines_tests.harness import EmulatorCompany, Landed, demo_company, land_demo
 
-# A push run ends right after its push in the tests (it would otherwise stay 15 s following the
-# outbox, and every test that waits for its runs would wait that long); the processes the tests
+# A push run (a webhook's landing) ends right after its work in the tests (it would otherwise stay
+# 15 s (10 s) following the outbox (the inbox), and every test that waits for its runs would wait that
+# long); the processes the tests
 # start inherit it. The tests of following set the window themselves (``follow_s``).
 os.environ.setdefault("QB_PUSH_FOLLOW_S", "0")
+os.environ.setdefault("QB_LANDING_FOLLOW_S", "0")
 
 #: Chromium from Debian's package (``apt-get install -y chromium``); Playwright drives it.
 CHROMIUM = "/usr/bin/chromium"

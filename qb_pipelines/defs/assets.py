@@ -37,9 +37,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from qb_pipelines.config import SettingsError
+from qb_pipelines.defs.following import LANDING_FOLLOW_S, follow_webhooks, seconds_setting
 from qb_pipelines.defs.partitions import qbo_company_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
-from qb_pipelines.defs.run_coordinator import COMPANY_TAG  # noqa: F401  (re-exported: sensors, schedules)
+from qb_pipelines.defs.run_coordinator import COMPANY_TAG  # also re-exported: sensors, schedules
 from qb_pipelines.qbo import registry
 from qb_pipelines.qbo.errors import QBOError
 from qb_pipelines.store.locks import DEFAULT_WAIT_S
@@ -54,6 +56,8 @@ from qb_pipelines.sync.runs import recorded_landing
 RAW_GROUP = "qbo_raw"
 #: Concurrency pool of every step that calls QuickBooks (limit it in the instance's settings).
 QBO_POOL = "qbo_api"
+#: The incremental landing job (``qb_pipelines.defs.jobs``), whose webhook runs follow the inbox.
+INCREMENTAL_JOB_NAME = "qbo_incremental_job"
 INGEST_OP_NAME = "qbo_raw_entities"
 
 #: Transient faults (throttling, 5xx, dropped connections) already retried by the client get a
@@ -97,6 +101,8 @@ class IngestConfig(dg.Config):
         page_size: rows per QuickBooks query page (QuickBooks allows at most 1000).
         lock_wait_s: how long to wait for another landing of the same company started outside
             this instance's run queue (the command line, a demo, another instance).
+        follow_s: how long a webhook's landing stays to land the next webhooks of its company and
+            entities as they come (:mod:`qb_pipelines.defs.following`).
     """
 
     full_refresh: bool = Field(default=False, description="Re-read everything (finds hard deletes CDC missed).")
@@ -104,6 +110,11 @@ class IngestConfig(dg.Config):
     lock_wait_s: float = Field(
         default=DEFAULT_WAIT_S, ge=0,
         description="Seconds to wait while another run (e.g. `qb-pipelines sync`) lands the same company.",
+    )
+    follow_s: float | None = Field(
+        default=None, ge=0,
+        description="A webhook's landing: seconds it stays to land the next webhooks of its company and entities "
+                    "(0: none); unset: $QB_LANDING_FOLLOW_S, else 10.",
     )
 
 
@@ -171,11 +182,13 @@ def qbo_raw_entities(
     config: IngestConfig,
     qbo: QBOConnectionResource,
     warehouse: WarehouseResource,
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
     """Land one company's selected entities in the warehouse, incrementally unless told otherwise.
 
     Calls :func:`qb_pipelines.sync.ingest.land` (plain Python) and turns its per-entity result
-    into one materialization per selected entity.
+    into one materialization per selected entity. A webhook's landing then follows the webhook
+    inbox (:mod:`qb_pipelines.defs.following`): each later landing of an entity is one more
+    materialization of it (metadata ``followed``).
     """
     company = context.partition_key
     entities = [ENTITY_BY_KEY[k] for k in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string())]
@@ -185,7 +198,6 @@ def qbo_raw_entities(
             context.log.debug("%s %s: page %s, %s rows", company, event.get("entity"), event.get("page"),
                               event.get("rows_done"))
 
-    mode = "full" if config.full_refresh else "incremental"
     # The tenant's settings first: nothing lands before the Setup Wizard is completed, and an
     # entity switched off is not fetched (its materialization says so; not an error).
     with company_failures(company):
@@ -201,6 +213,46 @@ def qbo_raw_entities(
     entities = gate.entities
     if not entities:
         return
+    runtime = qbo.runtime()
+    window = _follow_window(context, config)
+    since = runtime.inbox.latest_seq() if window > 0 else 0  # before the CDC call: what it covers
+    result, feed = _land(context, qbo, warehouse, company, entities, config, progress)
+    for entity in entities:
+        yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=_entity_meta(result, feed, entity))
+    if window > 0:
+        def land_again(names: list[str]) -> Iterator[dg.AssetMaterialization]:
+            again, again_feed = _land(context, qbo, warehouse, company, names, config, progress)
+            for entity in names:
+                yield dg.AssetMaterialization(asset_key=entity_asset_key(entity), partition=company,
+                                              metadata={**_entity_meta(again, again_feed, entity), "followed": True})
+
+        yield from follow_webhooks(context, runtime, qbo.company(company), entities, window, since, land_again,
+                                   pool=QBO_POOL, company_tag=COMPANY_TAG, job_name=INCREMENTAL_JOB_NAME)
+
+
+def _follow_window(context: dg.AssetExecutionContext, config: IngestConfig) -> float:
+    """How long this run follows the webhook inbox: only a webhook's incremental landing does."""
+    if config.full_refresh or context.run.tags.get("qbo/trigger") != "webhook":
+        return 0.0
+    if config.follow_s is not None:
+        return float(config.follow_s)
+    try:
+        return seconds_setting("QB_LANDING_FOLLOW_S", LANDING_FOLLOW_S)
+    except SettingsError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+def _entity_meta(result: LandResult, feed: FeedRecorder, entity: str) -> dict[str, Any]:
+    meta = entity_metadata(result, entity)
+    if feed.wants(entity):
+        meta["feed_entries"] = feed.stats.by_entity.get(entity, 0)
+    return meta
+
+
+def _land(context: dg.AssetExecutionContext, qbo: QBOConnectionResource, warehouse: WarehouseResource, company: str,
+          entities: list[str], config: IngestConfig, progress: Any) -> tuple[LandResult, FeedRecorder]:
+    """One landing of ``entities`` (recorded for the admin card), with the app's feed."""
+    mode = "full" if config.full_refresh else "incremental"
     context.log.info("%s: landing %d entities (%s)", company, len(entities),
                      "full refresh" if config.full_refresh else "incremental")
     feed = FeedRecorder(qbo.runtime(), qbo.company(company))
@@ -223,8 +275,4 @@ def qbo_raw_entities(
         context.log.info("%s: told the app %d changes (%s); %d echoes of the integration's own writes skipped",
                          company, feed.stats.entries, json.dumps(feed.stats.by_entity), feed.stats.echoes)
     context.log.info("%s: %s", company, json.dumps({k: v for k, v in result.as_dict().items() if k != "entities"}))
-    for entity in entities:
-        meta = entity_metadata(result, entity)
-        if feed.wants(entity):
-            meta["feed_entries"] = feed.stats.by_entity.get(entity, 0)
-        yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=meta)
+    return result, feed

@@ -24,7 +24,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from qb_pipelines.defs.assets import INGEST_OP_NAME, qbo_raw_entities
+from qb_pipelines.defs.assets import INCREMENTAL_JOB_NAME, INGEST_OP_NAME, qbo_raw_entities
 from qb_pipelines.defs.reports import REPORT_ASSETS
 from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.sync.connections import refresh_due
@@ -33,7 +33,7 @@ RAW_SELECTION = dg.AssetSelection.assets(qbo_raw_entities)
 REPORTS_SELECTION = dg.AssetSelection.assets(*REPORT_ASSETS)
 
 qbo_incremental_job = dg.define_asset_job(
-    name="qbo_incremental_job",
+    name=INCREMENTAL_JOB_NAME,
     selection=RAW_SELECTION.without_checks(),
     description="Land one company's QuickBooks changes since the stored cursors (one CDC call).",
     tags={"qbo/mode": "incremental"},

@@ -37,7 +37,6 @@ terminates it in the UI; until then the sensor waits for it, as for any running 
 """
 
 import json
-import os
 import warnings
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -48,12 +47,13 @@ from pydantic import Field
 
 from qb_pipelines.config import SettingsError
 from qb_pipelines.defs.assets import QBO_POOL, QBO_RETRY_POLICY, company_failures
+from qb_pipelines.defs.following import seconds_setting, slot_wanted
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME, qbo_company_partitions
 from qb_pipelines.defs.resources import QBOConnectionResource
 from qb_pipelines.defs.schedules import ACTIVE_STATUSES
 from qb_pipelines.sync.push import PushResult, push
 from qb_pipelines.sync.push.backlog import PushPreview, backlog, due_companies, preview, run_metadata
-from qb_pipelines.sync.push.follow import FOLLOW_MAX_S, follow
+from qb_pipelines.sync.push.follow import follow
 
 OUTBOX_KEY = dg.AssetKey(["qbo", "outbox"])
 SYNC_GROUP = "qbo_sync"
@@ -76,9 +76,6 @@ RETRY_WINDOW_S = 60
 #: Seconds a push run stays after its push to send what the app enqueues meanwhile
 #: (``follow_outbox``); ``$QB_PUSH_FOLLOW_S`` changes it for a deployment, run config per run.
 FOLLOW_S = 15.0
-#: A queued run of another kind waiting this long while every run slot is taken makes a
-#: following push leave, so that it never holds a slot someone waits for.
-SLOT_WAIT_S = 2.0
 
 FAILURES_WAITING = "failures_waiting"
 OLDEST_PENDING_AGE = "oldest_pending_age"
@@ -113,21 +110,11 @@ def follow_window(config: FollowConfig, env: dict[str, str] | None = None) -> fl
     """The follow window of a run: its config, else ``$QB_PUSH_FOLLOW_S``, else :data:`FOLLOW_S`.
 
     Raises:
-        SettingsError: ``QB_PUSH_FOLLOW_S`` is not a number of seconds >= 0.
+        SettingsError: ``QB_PUSH_FOLLOW_S`` is not a number of seconds from 0 to 600.
     """
     if config.follow_s is not None:
         return float(config.follow_s)
-    text = (os.environ if env is None else env).get("QB_PUSH_FOLLOW_S", "").strip()
-    if not text:
-        return FOLLOW_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= FOLLOW_MAX_S:
-        raise SettingsError(f"QB_PUSH_FOLLOW_S={text!r} is not a number of seconds from 0 to {FOLLOW_MAX_S:.0f}: "
-                            "set it to how long a push run waits for new records after its push (0: not at all).")
-    return value
+    return seconds_setting("QB_PUSH_FOLLOW_S", FOLLOW_S, env)
 
 
 def _metadata(values: dict[str, Any]) -> dict[str, Any]:
@@ -219,25 +206,6 @@ def push_outbox(context: dg.OpExecutionContext, config: PushConfig, qbo: QBOConn
     return result
 
 
-def _slot_wanted(context: dg.OpExecutionContext, company: str) -> str | None:
-    """Why a following push should leave now: every run slot taken while another run waits for one."""
-    instance = context.instance
-    try:
-        limit = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
-    except Exception:  # an instance without a run queue (tests, in-process): no slot to free
-        return None
-    in_progress = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING,
-                                                                  dg.DagsterRunStatus.STARTED]))
-    if in_progress < limit:
-        return None
-    cutoff = datetime.now(UTC).timestamp() - SLOT_WAIT_S
-    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), limit=50):
-        run = record.dagster_run
-        if run.tags.get(PUSH_TAG) != company and record.create_timestamp.timestamp() < cutoff:
-            return f"run {run.run_id[:8]} waits for a run slot"
-    return None
-
-
 def _cancel_spare_pushes(context: dg.OpExecutionContext, runtime: Any, company: str, tenant: str) -> list[str]:
     """Cancel the company's push runs queued while this one followed, when it left nothing for them.
 
@@ -276,7 +244,7 @@ def follow_outbox(context: dg.OpExecutionContext, config: FollowConfig, qbo: QBO
     runtime = qbo.runtime()
     with company_failures(company):
         followed = follow(runtime, runtime.resolve(company), window_s=window,
-                          leave=lambda: _slot_wanted(context, company), run_id=context.run_id)
+                          leave=lambda: slot_wanted(context.instance, lambda run: run.tags.get(PUSH_TAG) == company), run_id=context.run_id)
     if followed.result is not None:
         result.absorb(followed.result)
     _cancel_spare_pushes(context, runtime, company, runtime.resolve(company).tenant_key)

@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 
 from qb_pipelines.defs.assets import COMPANY_TAG, ENTITY_BY_KEY, entity_asset_key
+from qb_pipelines.defs.following import THROUGH_TAG
 from qb_pipelines.defs.jobs import qbo_incremental_job, qbo_reports_job
 from qb_pipelines.defs.partitions import (
     QBO_COMPANY_PARTITIONS_NAME,
@@ -49,9 +50,6 @@ from qb_pipelines.qbo import registry
 from qb_pipelines.sync.companies import Company
 from qb_pipelines.sync.companies import keys as company_keys
 
-#: Tag of a landing run the web app's intake asked for: the inbox's latest sequence number then
-#: (``qb_pipelines.web.dagster_launch.THROUGH_TAG``).
-THROUGH_TAG = "qbo/webhook-through"
 #: Statuses of an intake's landing run that still cover its events (a failed one does not).
 _COVERING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS]

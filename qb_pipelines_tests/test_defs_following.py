@@ -1,0 +1,116 @@
+"""A webhook's landing run follows the webhook inbox: the next changes land within a second.
+
+A real emulator over HTTP (a company changed as a QuickBooks user changes it), a real SQLite
+store and webhook inbox, the landing asset materialized as Dagster runs it, with the tags of a
+webhook's run. The run lands, then stays: a change stored in the inbox meanwhile is landed by the
+same run (one more materialization, ``followed``), its ``qbo/webhook-through`` tag moves so the
+webhook sensor asks for no run, and an event of an entity it does not land makes it leave.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+
+from qb_pipelines.config import SettingsError
+from qb_pipelines.defs.assets import COMPANY_TAG, INGEST_OP_NAME, entity_asset_key, qbo_raw_entities
+from qb_pipelines.defs.following import THROUGH_TAG, seconds_setting
+from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
+from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
+from qb_pipelines.emulator.seed import seed_company
+from qb_pipelines.emulator.server import RunningEmulator
+from qb_pipelines.qbo.emulator_control import EmulatorControl
+from qb_pipelines.qbo.oauth import TokenSet
+from qb_pipelines.qbo.webhooks import WebhookEvent
+from qb_pipelines.store.crypto import generate_key
+from qb_pipelines.store.webhook_inbox import delivery_sha
+from qb_pipelines.sync.companies import company_key
+from qb_pipelines.sync.runtime import Runtime
+from qb_pipelines_tests.harness import complete_setup_wizard
+
+
+def _event(realm: str, entity: str, entity_id: str) -> WebhookEvent:
+    return WebhookEvent(realm, entity, entity_id, "Update", datetime.now(UTC).isoformat(),
+                        event_id=secrets.token_hex(8))
+
+
+def test_a_webhook_landing_follows_the_inbox_and_lands_the_next_changes(emulator: RunningEmulator,
+                                                                         tmp_path: Path) -> None:
+    qbo = QBOConnectionResource(database_url=f"sqlite:///{tmp_path / 'qb.sqlite'}", fernet_key=generate_key(),
+                                client_id="emulator-client-id", client_secret="emulator-client-secret",
+                                environment="emulator", emulator_url=emulator.url, max_retries=1)
+    runtime = qbo.runtime()
+    realm = emulator.emu.engine.create_company("Following Co")
+    seed_company(emulator.emu, realm, invoices=3)
+    tenant = f"t{secrets.token_hex(3)}"
+    runtime.tenants.ensure_tenant(tenant, "Following")
+    body = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
+    runtime.connections.save_tokens_on_connect(tenant, "emulator", realm, "Co", "a@example.com", "A", "B",
+                                               TokenSet.from_response(body, realm_id=realm))
+    complete_setup_wizard(runtime, tenant)
+    key = company_key(tenant, realm)
+    customer = EmulatorControl(emulator.url).export(realm, "Customer")[0]
+    tags = {COMPANY_TAG: key, "qbo/trigger": "webhook", "qbo/entities": "Customer"}
+    done: dict[str, dg.ExecuteInProcessResult] = {}
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions(QBO_COMPANY_PARTITIONS_NAME, [key])
+
+            def run() -> None:
+                done["run"] = dg.materialize(
+                    [qbo_raw_entities], partition_key=key, instance=instance, tags=tags,
+                    resources={"qbo": qbo, "warehouse": WarehouseResource(qbo=qbo)},
+                    selection=[entity_asset_key("Customer")],
+                    run_config={"ops": {INGEST_OP_NAME: {"config": {"follow_s": 30}}}})
+
+            runner = threading.Thread(target=run)
+            runner.start()
+            try:
+                deadline = time.monotonic() + 60
+                while instance.get_latest_materialization_event(entity_asset_key("Customer")) is None:
+                    assert time.monotonic() < deadline, "the first landing did not happen"
+                    time.sleep(0.1)
+                # a bookkeeper edits the customer; Intuit's webhook is stored while the run follows
+                EmulatorControl(emulator.url).act(realm, "Customer", "update",
+                                                  {"Id": customer["Id"], "Notes": "edited while following"})
+                runtime.inbox.add_events([_event(realm, "Customer", str(customer["Id"]))],
+                                         delivery_sha=delivery_sha(secrets.token_bytes(8)))
+                landed_through = runtime.inbox.latest_seq()
+                while len(instance.fetch_materializations(entity_asset_key("Customer"), limit=10).records) < 2:
+                    assert time.monotonic() < deadline, "the change was not landed by the following run"
+                    time.sleep(0.1)
+                # another company's event changes nothing; one of an entity it does not land: it leaves
+                runtime.inbox.add_events([_event("4620816365999999999", "Invoice", "1")],
+                                         delivery_sha=delivery_sha(secrets.token_bytes(8)))
+                runtime.inbox.add_events([_event(realm, "Invoice", "1")],
+                                         delivery_sha=delivery_sha(secrets.token_bytes(8)))
+            finally:
+                runner.join(timeout=120)
+            result = done["run"]
+            assert result.success
+            events = [e for e in result.get_asset_materialization_events()
+                      if e.asset_key == entity_asset_key("Customer")]
+            assert len(events) == 2 and events[1].partition == key
+            followed = {k: getattr(v, "value", v) for k, v in events[1].materialization.metadata.items()}
+            assert followed["followed"] is True and followed["rows_updated"] == 1
+            assert instance.get_run_by_id(result.run_id).tags[THROUGH_TAG] == str(landed_through)
+            logs = "\n".join(str(e.user_message) for e in instance.all_logs(result.run_id))
+            assert "landed 1 more times" in logs and "left: events name Invoice, which this run does not land" in logs
+            assert runtime.warehouse.counts("Customer", key)["active"] > 0
+    finally:
+        Runtime.close_shared()
+
+
+def test_following_windows_are_seconds_from_0_to_600() -> None:
+    assert seconds_setting("QB_LANDING_FOLLOW_S", 10.0, {}) == 10.0
+    assert seconds_setting("QB_LANDING_FOLLOW_S", 10.0, {"QB_LANDING_FOLLOW_S": "2.5"}) == 2.5
+    for bad in ("later", "-1", "601"):
+        with pytest.raises(SettingsError, match="QB_LANDING_FOLLOW_S"):
+            seconds_setting("QB_LANDING_FOLLOW_S", 10.0, {"QB_LANDING_FOLLOW_S": bad})
