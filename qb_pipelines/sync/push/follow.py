@@ -12,8 +12,10 @@ the same per-company lock and limits as any push, until one of these:
   (in Dagster, under the ``qbo_api`` pool, which a following step does not hold);
 * ``asked``: ``leave()`` said why (in Dagster: other runs wait for a run slot).
 
-"New" means the due rows changed (a higher row id, a retry come due, a row an admin retried):
-rows left waiting behind a gate (an entity switched off) are not pushed again and again.
+"New" means the due rows changed (a higher row id, a retry come due, a row an admin retried)
+since the last look: rows left waiting behind a gate (an entity switched off) are not pushed
+again and again. The first look pushes whatever is due, so nothing enqueued between the run's
+push and the start of following waits for the next run.
 
 Plain Python over the store (no Dagster): :mod:`qb_pipelines.defs.push` runs it as the step
 ``follow_outbox``.
@@ -90,7 +92,9 @@ def follow(runtime: Any, company: Company, *, window_s: float, poll_s: float = F
         out.left = "off"
         return out
     start = quiet_since = clock()
-    seen = _signature(runtime, company.tenant_key)
+    # Nothing seen yet: rows enqueued after the run's push and before this look go at once (a
+    # look that finds only rows the push left behind a gate pushes nothing and remembers them).
+    seen: tuple[Any, ...] | None = None
     while True:
         now = clock()
         if now - quiet_since >= window_s:
@@ -105,7 +109,7 @@ def follow(runtime: Any, company: Company, *, window_s: float, poll_s: float = F
             break
         current = _signature(runtime, company.tenant_key)
         if current is not None and current != seen and current[3] is None:
-            if current[2] > max_rows:
+            if current[2] - (seen[2] if seen is not None else 0) > max_rows:
                 out.left = "backlog"
                 break
             result = push(runtime, company, max_batches=max_batches, progress=progress, run_id=run_id)
