@@ -7,6 +7,8 @@ of its control account (A/R for customers, A/P for vendors), which bulk seeding 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from qb_pipelines.emulator import chart, entities, faults, ledger
 from qb_pipelines.emulator.engine.store import Tx
 from qb_pipelines.emulator.engine.values import is_voided, money, ref_value
@@ -15,12 +17,18 @@ from qb_pipelines.qbo.registry import EntityDef
 _MAX_ANCESTORS = 5
 
 
-def post(tx: Tx, ent: EntityDef, body: dict) -> None:
-    """Replace this transaction's ledger postings (voided ones post nothing)."""
-    tx.conn.execute("DELETE FROM postings WHERE realm=? AND entity=? AND txn_id=?",
-                    (tx.realm, ent.name, int(body["Id"])))
+def post(tx: Tx, ent: EntityDef, body: dict) -> set[int]:
+    """Replace this transaction's ledger postings (voided ones post nothing).
+
+    Returns:
+        The accounts its old and new postings touch (whose balances may have moved).
+    """
+    key = (tx.realm, ent.name, int(body["Id"]))
+    touched = {row[0] for row in tx.conn.execute(
+        "SELECT DISTINCT account_id FROM postings WHERE realm=? AND entity=? AND txn_id=?", key)}
+    tx.conn.execute("DELETE FROM postings WHERE realm=? AND entity=? AND txn_id=?", key)
     if is_voided(body):
-        return
+        return touched
     try:
         postings = ledger.postings(ent.name, body, tx.get)
     except ledger.UnbalancedTransaction as exc:
@@ -32,6 +40,7 @@ def post(tx: Tx, ent: EntityDef, body: dict) -> None:
         [(tx.realm, ent.name, int(body["Id"]), n, date, p.account_id, p.amount, p.customer_id, p.vendor_id)
          for n, p in enumerate(postings)],
     )
+    return touched | {p.account_id for p in postings}
 
 
 def unpost(tx: Tx, ent: EntityDef, txn_id: str) -> None:
@@ -39,11 +48,27 @@ def unpost(tx: Tx, ent: EntityDef, txn_id: str) -> None:
     tx.conn.execute("DELETE FROM postings WHERE realm=? AND entity=? AND txn_id=?", (tx.realm, ent.name, int(txn_id)))
 
 
-def refresh_accounts(tx: Tx) -> None:
-    """Account.CurrentBalance follows the ledger (natural sign of the classification)."""
-    sums = dict(tx.conn.execute("SELECT account_id, SUM(amount) FROM postings WHERE realm=? GROUP BY account_id",
-                                (tx.realm,)).fetchall())
-    for _, acc in tx.live("Account"):
+def refresh_accounts(tx: Tx, account_ids: Iterable[int] | None = None) -> None:
+    """Account.CurrentBalance follows the ledger (natural sign of the classification).
+
+    Args:
+        account_ids: only these accounts (the ones a transaction's postings moved: a write then
+            reads a handful of sums through the covering index instead of aggregating the whole
+            ledger); every account when ``None``.
+    """
+    if account_ids is None:
+        sums = dict(tx.conn.execute("SELECT account_id, SUM(amount) FROM postings WHERE realm=? GROUP BY account_id",
+                                    (tx.realm,)).fetchall())
+        accounts: Iterable[dict] = (acc for _, acc in tx.live("Account"))
+    else:
+        wanted = sorted({int(a) for a in account_ids})
+        if not wanted:
+            return
+        sums = dict(tx.conn.execute(
+            f"SELECT account_id, SUM(amount) FROM postings WHERE realm=? AND account_id IN ({','.join('?' * len(wanted))})"
+            " GROUP BY account_id", (tx.realm, *wanted)).fetchall())
+        accounts = (acc for acc in (tx.get("Account", a) for a in wanted) if acc is not None)
+    for acc in accounts:
         sign = chart.DEBIT_NORMAL.get(acc.get("Classification", "Asset"), 1)
         bal = money(sign * sums.get(int(acc["Id"]), 0.0))
         if acc.get("CurrentBalance") != bal:

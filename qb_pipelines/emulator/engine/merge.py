@@ -92,8 +92,9 @@ def merge(tx: Tx, ent: EntityDef, from_id: str, into_id: str) -> dict:
     tx.tombstone(ent, loser["Id"])
     if entities.holds_balance(ent.name):
         balances.recompute_party_balances(tx, ent, touch=True)
-    elif ent.name == "Account":
-        balances.refresh_accounts(tx)
+    # the transactions re-posted above may post to other accounts now (an item merged into one
+    # with another income account): every account follows the ledger again
+    balances.refresh_accounts(tx)
     survivor = tx.get(ent.name, winner["Id"]) or winner
     tx.touch(ent.name, survivor, bump_token=True)
     tx.change(ent.name, winner["Id"], "Merge", deleted_id=loser["Id"])

@@ -302,8 +302,7 @@ class Engine:
         effects.apply_side_effects(tx, ent, old, body)
         tx.put(ent, body, created=int(created))
         if ent.is_transaction:
-            balances.post(tx, ent, body)
-            balances.refresh_accounts(tx)
+            balances.refresh_accounts(tx, balances.post(tx, ent, body))
         return body
 
     @staticmethod
