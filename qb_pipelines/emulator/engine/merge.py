@@ -92,9 +92,8 @@ def merge(tx: Tx, ent: EntityDef, from_id: str, into_id: str) -> dict:
     tx.tombstone(ent, loser["Id"])
     if entities.holds_balance(ent.name):
         balances.recompute_party_balances(tx, ent, touch=True)
-    # the transactions re-posted above may post to other accounts now (an item merged into one
-    # with another income account): every account follows the ledger again
-    balances.refresh_accounts(tx)
+    elif ent.name == "Account":
+        balances.refresh_accounts(tx)
     survivor = tx.get(ent.name, winner["Id"]) or winner
     tx.touch(ent.name, survivor, bump_token=True)
     tx.change(ent.name, winner["Id"], "Merge", deleted_id=loser["Id"])
@@ -126,7 +125,8 @@ def _move_references(tx: Tx, ent: EntityDef, loser: dict, winner: dict) -> list[
         target["MetaData"]["LastUpdatedTime"] = tx.stamp()
         tx.put(other_def, other, created=created)
         if other_def.posts_to_ledger:
-            balances.post(tx, other_def, other)
+            # an item merged into one with another income account moves money between accounts
+            balances.rederive_later(tx, balances.post(tx, other_def, other))
     return children
 
 
