@@ -342,6 +342,30 @@ def test_reference_dates_and_booleans(store: Store) -> None:
     assert _ids(store.run("SELECT * FROM Invoice ORDERBY TxnDate DESC"), "Invoice") == ["2", "1"]
 
 
+def test_in_keeps_the_equality_rules_numbers_booleans_and_case(store: Store) -> None:
+    _customers(store)
+    store.put("Invoice", 1, {"DocNumber": "INV-7", "TotalAmt": 5, "AllowOnlineACHPayment": True})
+    store.put("Invoice", 2, {"DocNumber": 1002, "TotalAmt": 12.5, "AllowOnlineACHPayment": False})
+    store.put("Invoice", 3, {"DocNumber": "1002.0", "TotalAmt": 1})
+    store.put("Invoice", 4, {"DocNumber": "inv-8"})
+    store.put("Invoice", 5, {"DocNumber": True})
+    store.put("Invoice", 6, {"DocNumber": "INV-9"}, deleted=True)
+    # the document number (an indexed path): text ignoring case, a stored number numerically, never a flag
+    assert _ids(store.run("SELECT * FROM Invoice WHERE DocNumber IN ('inv-7', 'INV-8', '1002', 'inv-9')"),
+                "Invoice") == ["1", "2", "4"]
+    assert _ids(store.run("SELECT * FROM Invoice WHERE DocNumber IN ('1')"), "Invoice") == []
+    assert _ids(store.run("SELECT * FROM Invoice WHERE DocNumber IN (true)"), "Invoice") == ["5"]
+    assert _ids(store.run("SELECT * FROM Invoice WHERE DocNumber = '1002.0'"), "Invoice") == ["2", "3"]
+    assert store.run("SELECT COUNT(*) FROM Invoice WHERE DocNumber IN ('INV-7', 'inv-8')") == {"totalCount": 2}
+    assert _ids(store.run("SELECT * FROM Invoice WHERE DocNumber IN ('inv-7', 'inv-8') AND TotalAmt = 5"),
+                "Invoice") == ["1"]
+    # other fields: the same rules
+    assert _ids(store.run("SELECT * FROM Invoice WHERE TotalAmt IN ('12.50', 1)"), "Invoice") == ["2", "3"]
+    assert _ids(store.run("SELECT * FROM Invoice WHERE AllowOnlineACHPayment IN (false)"), "Invoice") == ["2"]
+    assert _ids(store.run("SELECT * FROM Customer WHERE DisplayName IN ('GREG GARDENS', 'old client', 'x')"),
+                "Customer") == ["2"]
+
+
 def test_queries_do_not_cross_companies(store: Store) -> None:
     store.put("Invoice", 1, {"TotalAmt": 1})
     store.put("Invoice", 1, {"TotalAmt": 1}, realm="123145730715194")

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_updated ON objects (realm, entity, updated_at);
 -- covering index for COUNT(*) and the active-only default filter of name lists
 CREATE INDEX IF NOT EXISTS objects_live ON objects (realm, entity, status, active);
+-- documents by number (query.sql.INDEXED_PATHS): a push looks each new one up before creating it
+CREATE INDEX IF NOT EXISTS objects_docnumber ON objects (realm, entity, json_extract(body, '$.DocNumber') COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS sequences (
     realm TEXT NOT NULL,
     name TEXT NOT NULL,

@@ -164,6 +164,18 @@ class MappingStore(Repository):
             stmt = stmt.order_by(EntityMapping.realm_id, EntityMapping.entity, EntityMapping.app_id)
             return [_view(tenant_key, m) for m in session.scalars(stmt).all()]
 
+    def app_ids(self, tenant_key: str, realm_id: str) -> dict[tuple[str, str], str]:
+        """``(entity, QBO id) -> app id`` of every record the tenant mapped in one company (ids only).
+
+        Two records mapped to one QBO object: the last by app id (as :meth:`list_for` lists them).
+        """
+        with self._read() as session:
+            tenant = self._tenant(session, tenant_key)
+            rows = session.execute(sa.select(EntityMapping.entity, EntityMapping.qbo_id, EntityMapping.app_id).where(
+                EntityMapping.tenant_id == tenant.id, EntityMapping.realm_id == realm_id)
+                .order_by(EntityMapping.entity, EntityMapping.app_id)).all()
+        return {(entity, qbo_id): app_id for entity, qbo_id, app_id in rows}
+
     def _many(self, tenant_key: str, realm_id: str, entity: str, column: Any, keys: Iterable[str]) -> list[MappingView]:
         wanted = sorted({str(k) for k in keys})
         out: list[MappingView] = []

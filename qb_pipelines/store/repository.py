@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -22,6 +23,9 @@ from qb_pipelines.store.db import SQLITE_BEGIN_OPTION
 from qb_pipelines.store.models import ConnectionEvent, Tenant, utcnow
 
 __all__ = ["Repository", "UnknownTenantError"]
+
+#: The transaction of the :meth:`Repository.together` block running in this thread (or task), if any.
+_JOINED: ContextVar[tuple[sessionmaker[Session], Session] | None] = ContextVar("qbp_store_joined", default=None)
 
 
 class UnknownTenantError(LookupError):
@@ -59,11 +63,34 @@ class Repository:
         """A transaction that writes; commits on success, rolls back on error.
 
         On SQLite it starts with ``BEGIN IMMEDIATE`` (the write lock at once), so a
-        read-then-write sequence never meets a concurrent writer half-way.
+        read-then-write sequence never meets a concurrent writer half-way. Inside
+        :meth:`together` the writes join that block's transaction instead.
         """
+        joined = _JOINED.get()
+        if joined is not None and joined[0] is self._sf:
+            yield joined[1]
+            return
         with self._sf() as session, session.begin():
             session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             yield session
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The writes of this store's repositories made in the block (this thread) commit as one transaction.
+
+        All of them or none: an error in the block rolls every one back. Reads in the block
+        do not see its writes before the end. Nested blocks join the outer one.
+        """
+        if _JOINED.get() is not None:
+            yield
+            return
+        with self._sf() as session, session.begin():
+            session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            token = _JOINED.set((self._sf, session))
+            try:
+                yield
+            finally:
+                _JOINED.reset(token)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

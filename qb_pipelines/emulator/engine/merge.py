@@ -125,7 +125,8 @@ def _move_references(tx: Tx, ent: EntityDef, loser: dict, winner: dict) -> list[
         target["MetaData"]["LastUpdatedTime"] = tx.stamp()
         tx.put(other_def, other, created=created)
         if other_def.posts_to_ledger:
-            balances.post(tx, other_def, other)
+            # an item merged into one with another income account moves money between accounts
+            balances.rederive_later(tx, balances.post(tx, other_def, other))
     return children
 
 

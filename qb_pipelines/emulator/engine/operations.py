@@ -302,8 +302,9 @@ class Engine:
         effects.apply_side_effects(tx, ent, old, body)
         tx.put(ent, body, created=int(created))
         if ent.is_transaction:
-            balances.post(tx, ent, body)
-            balances.refresh_accounts(tx)
+            balances.move_accounts(tx, balances.post(tx, ent, body))
+        elif ent.name == "Account":
+            balances.rederive_later(tx, [body["Id"]])
         return body
 
     @staticmethod

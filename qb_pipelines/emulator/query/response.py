@@ -174,9 +174,12 @@ def execute(emu: Emulator, realm: str, text: str, minorversion: str | None = "75
     clauses.extend(compiled.where)
     params.extend(compiled.params)
 
+    # an expression index a term can use is named: without statistics SQLite would rather walk
+    # the primary key in Id order than look the values up
+    source = f"objects INDEXED BY {compiled.index}" if compiled.index else "objects"
     if q.count:
         with emu.db.read() as conn:
-            (total,) = conn.execute(f"SELECT COUNT(*) FROM objects WHERE {' AND '.join(clauses)}", params).fetchone()
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {' AND '.join(clauses)}", params).fetchone()
         return b'{"totalCount":%d}' % total
 
     terms, keyset = order_terms(q, emu, realm, entity)
@@ -199,7 +202,7 @@ def execute(emu: Emulator, realm: str, text: str, minorversion: str | None = "75
         offset = 0
     select_cols = ", ".join(["body", *key_cols]) if keyset else "body"
     sql = (
-        f"SELECT {select_cols} FROM objects WHERE {' AND '.join(clauses)} "
+        f"SELECT {select_cols} FROM {source} WHERE {' AND '.join(clauses)} "
         f"ORDER BY {order_sql} LIMIT ? OFFSET ?"
     )
     params.extend([max_results, offset])

@@ -91,10 +91,7 @@ class RunState:
     def _app_ids(self) -> dict[tuple[str, str], str]:
         """QBO id -> app id of every record this tenant mapped in the company (to read QBO objects back)."""
         if not hasattr(self, "_app_id_cache"):
-            cache: dict[tuple[str, str], str] = {}
-            for m in self.rt.mappings.list_for(self.tenant, realm_id=self.realm):
-                cache[(m.entity, m.qbo_id)] = m.app_id
-            self._app_id_cache = cache
+            self._app_id_cache = self.rt.mappings.app_ids(self.tenant, self.realm)
         return self._app_id_cache
 
     # -- row bookkeeping -------------------------------------------------------------------
@@ -114,17 +111,21 @@ class RunState:
             self._mapped.append((entity, app_id, qbo_id, agreement))
 
     def _flush(self) -> None:
-        """Write what a batch's answers changed: its mappings first, then its rows' outcomes.
+        """Write what a batch's answers changed, its mappings and its rows' outcomes, in one transaction.
 
-        A crash between the two leaves the rows in flight: the next run replays the batch (same
-        requestid), QuickBooks answers as the first time and the mappings are written again.
+        A crash before the commit leaves the rows in flight and no mapping of them: the next run
+        replays the batch (same requestid), QuickBooks answers as the first time and both are
+        written then.
         """
         collected, self._collected = self._collected, None
         mapped, self._mapped = self._mapped, []
-        if mapped:
-            self.rt.mappings.add_many(self.tenant, self.realm, mapped)
-        if collected:
-            self.rt.outbox.update_each(collected)
+        if not (mapped or collected):
+            return
+        with self.rt.outbox.together():
+            if mapped:
+                self.rt.mappings.add_many(self.tenant, self.realm, mapped)
+            if collected:
+                self.rt.outbox.update_each(collected)
 
     def _wait(self, rows: Sequence[OutboxView], reason: str) -> None:
         """Gated rows stay where they are (pending, blocked, retrying), marked with why."""
