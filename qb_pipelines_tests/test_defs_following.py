@@ -4,7 +4,8 @@ A real emulator over HTTP (a company changed as a QuickBooks user changes it), a
 store and webhook inbox, the landing asset materialized as Dagster runs it, with the tags of a
 webhook's run. The run lands, then stays: a change stored in the inbox meanwhile is landed by the
 same run (one more materialization, ``followed``), its ``qbo/webhook-through`` tag moves so the
-webhook sensor asks for no run, and an event of an entity it does not land makes it leave.
+webhook sensor asks for no run; an event of another entity is landed too (its tag
+``qbo/entities`` grows); another company's events change nothing; it leaves when quiet.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def test_a_webhook_landing_follows_the_inbox_and_lands_the_next_changes(emulator
                     [qbo_raw_entities], partition_key=key, instance=instance, tags=tags,
                     resources={"qbo": qbo, "warehouse": WarehouseResource(qbo=qbo)},
                     selection=[entity_asset_key("Customer")],
-                    run_config={"ops": {INGEST_OP_NAME: {"config": {"follow_s": 30}}}})
+                    run_config={"ops": {INGEST_OP_NAME: {"config": {"follow_s": 3}}}})
 
             runner = threading.Thread(target=run)
             runner.start()
@@ -86,11 +87,12 @@ def test_a_webhook_landing_follows_the_inbox_and_lands_the_next_changes(emulator
                 while len(instance.fetch_materializations(entity_asset_key("Customer"), limit=10).records) < 2:
                     assert time.monotonic() < deadline, "the change was not landed by the following run"
                     time.sleep(0.1)
-                # another company's event changes nothing; one of an entity it does not land: it leaves
-                runtime.inbox.add_events([_event("4620816365999999999", "Invoice", "1")],
+                # another company's event changes nothing; one of another entity is landed too
+                runtime.inbox.add_events([_event("4620816365999999999", "Customer", "1")],
                                          delivery_sha=delivery_sha(secrets.token_bytes(8)))
                 runtime.inbox.add_events([_event(realm, "Invoice", "1")],
                                          delivery_sha=delivery_sha(secrets.token_bytes(8)))
+                landed_through = runtime.inbox.latest_seq()
             finally:
                 runner.join(timeout=120)
             result = done["run"]
@@ -100,9 +102,13 @@ def test_a_webhook_landing_follows_the_inbox_and_lands_the_next_changes(emulator
             assert len(events) == 2 and events[1].partition == key
             followed = {k: getattr(v, "value", v) for k, v in events[1].materialization.metadata.items()}
             assert followed["followed"] is True and followed["rows_updated"] == 1
-            assert instance.get_run_by_id(result.run_id).tags[THROUGH_TAG] == str(landed_through)
+            (invoices,) = [e for e in result.get_asset_materialization_events()
+                           if e.asset_key == entity_asset_key("Invoice")]
+            assert invoices.partition == key and invoices.materialization.metadata["followed"].value is True
+            tags = instance.get_run_by_id(result.run_id).tags
+            assert tags[THROUGH_TAG] == str(landed_through) and tags["qbo/entities"] == "Customer,Invoice"
             logs = "\n".join(str(e.user_message) for e in instance.all_logs(result.run_id))
-            assert "landed 1 more times" in logs and "left: events name Invoice, which this run does not land" in logs
+            assert "landed 2 more times" in logs and "left: quiet" in logs
             assert runtime.warehouse.counts("Customer", key)["active"] > 0
     finally:
         Runtime.close_shared()

@@ -221,8 +221,14 @@ def qbo_raw_entities(
         yield dg.MaterializeResult(asset_key=entity_asset_key(entity), metadata=_entity_meta(result, feed, entity))
     if window > 0:
         def land_again(names: list[str]) -> Iterator[dg.AssetMaterialization]:
-            again, again_feed = _land(context, qbo, warehouse, company, names, config, progress)
-            for entity in names:
+            try:
+                allowed = landing_gate(runtime.tenant_settings, qbo.company(company), names).entities
+            except SetupIncompleteError:
+                allowed = []
+            if not allowed:
+                return
+            again, again_feed = _land(context, qbo, warehouse, company, allowed, config, progress)
+            for entity in allowed:
                 yield dg.AssetMaterialization(asset_key=entity_asset_key(entity), partition=company,
                                               metadata={**_entity_meta(again, again_feed, entity), "followed": True})
 

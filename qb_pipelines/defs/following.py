@@ -7,15 +7,15 @@ started by one change stays ``follow_s`` seconds and serves the next ones itself
 * a push run follows the outbox (:func:`qb_pipelines.sync.push.follow.follow`, step
   ``follow_outbox`` in :mod:`qb_pipelines.defs.push`);
 * a webhook's landing run follows the webhook inbox (:func:`follow_webhooks`, at the end of
-  ``qbo_raw_entities``): each new event of its company and entities is landed at once (one CDC
-  call), recorded as a materialization of the entity, and the run's ``qbo/webhook-through`` tag
-  moves forward so ``qbo_webhook_sensor`` requests no run for what it landed.
+  ``qbo_raw_entities``): each new event of its company is landed at once (one CDC call for the
+  entities named, those the tenant's settings land), recorded as a materialization of the
+  entity, and the run's tags ``qbo/entities`` (what it lands) and ``qbo/webhook-through`` (up to
+  which inbox event) move forward so ``qbo_webhook_sensor`` requests no run for what it landed.
 
 Both leave when nothing came for ``follow_s`` seconds, when every run slot is taken while another
 run waits for one (:func:`slot_wanted`), and the landing also when a step waits for the
-``qbo_api`` pool its step holds (:func:`pool_wanted`) or when events name an entity it does not
-land (the run asked for them must start). At the end they cancel the runs of their company queued
-meanwhile that they left nothing to do for.
+``qbo_api`` pool its step holds (:func:`pool_wanted`). At the end they cancel the runs of their
+company queued meanwhile that they left nothing to do for.
 
 The windows: ``$QB_PUSH_FOLLOW_S`` and ``$QB_LANDING_FOLLOW_S`` (seconds, ``0`` turns following
 off), or the run's config.
@@ -104,9 +104,10 @@ def follow_webhooks(context: dg.AssetExecutionContext, runtime: Any, company: Co
                     window_s: float, after_seq: int, land_again: Callable[[list[str]], Iterator[Any]], *,
                     pool: str, company_tag: str, job_name: str, clock: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], Any] = time.sleep) -> Iterator[Any]:
-    """Land the webhooks of ``company`` and ``entities`` stored after ``after_seq`` as they come (module doc).
+    """Land the webhooks of ``company`` stored after ``after_seq`` as they come (module doc).
 
-    ``land_again(names)`` lands those entities once more and yields their materializations.
+    ``land_again(names)`` lands those entities (those the tenant's settings let land) and yields
+    their materializations. ``entities`` are what the run landed first.
     """
     instance, run_id = context.instance, context.run.run_id
     start = quiet = clock()
@@ -134,15 +135,13 @@ def follow_webhooks(context: dg.AssetExecutionContext, runtime: Any, company: Co
             entity = registry.find(str(event.entity or ""))
             if event.realm_id == company.realm_id and entity is not None:
                 named.add(entity.name)
-        if named - mine:
-            left = f"events name {', '.join(sorted(named - mine))}, which this run does not land"
-            break
         if events:
             after = max(int(e.seq) for e in events)
         if named:
             yield from land_again(sorted(named))
             landed += 1
-            instance.add_run_tags(run_id, {THROUGH_TAG: str(after)})
+            mine |= named
+            instance.add_run_tags(run_id, {THROUGH_TAG: str(after), "qbo/entities": ",".join(sorted(mine))})
             quiet = clock()
             continue
         sleep(POLL_S)
