@@ -18,23 +18,17 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import requests
 
 from qb_pipelines.config import SettingsError
 from qb_pipelines.defs.assets import COMPANY_TAG, INGEST_OP_NAME, entity_asset_key, qbo_raw_entities
 from qb_pipelines.defs.following import THROUGH_TAG, seconds_setting
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
-from qb_pipelines.defs.resources import QBOConnectionResource, WarehouseResource
-from qb_pipelines.emulator.seed import seed_company
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.emulator_control import EmulatorControl
-from qb_pipelines.qbo.oauth import TokenSet
 from qb_pipelines.qbo.webhooks import WebhookEvent
-from qb_pipelines.store.crypto import generate_key
 from qb_pipelines.store.webhook_inbox import delivery_sha
-from qb_pipelines.sync.companies import company_key
 from qb_pipelines.sync.runtime import Runtime
-from qb_pipelines_tests.harness import complete_setup_wizard
+from qb_pipelines_tests.harness import connect_company, dagster_resources, emulator_settings
 
 
 def _event(realm: str, entity: str, entity_id: str) -> WebhookEvent:
@@ -44,19 +38,10 @@ def _event(realm: str, entity: str, entity_id: str) -> WebhookEvent:
 
 def test_a_webhook_landing_follows_the_inbox_and_lands_the_next_changes(emulator: RunningEmulator,
                                                                          tmp_path: Path) -> None:
-    qbo = QBOConnectionResource(database_url=f"sqlite:///{tmp_path / 'qb.sqlite'}", fernet_key=generate_key(),
-                                client_id="emulator-client-id", client_secret="emulator-client-secret",
-                                environment="emulator", emulator_url=emulator.url, max_retries=1)
-    runtime = qbo.runtime()
-    realm = emulator.emu.engine.create_company("Following Co")
-    seed_company(emulator.emu, realm, invoices=3)
-    tenant = f"t{secrets.token_hex(3)}"
-    runtime.tenants.ensure_tenant(tenant, "Following")
-    body = requests.post(f"{emulator.url}/_emulator/companies/{realm}/tokens", timeout=10).json()
-    runtime.connections.save_tokens_on_connect(tenant, "emulator", realm, "Co", "a@example.com", "A", "B",
-                                               TokenSet.from_response(body, realm_id=realm))
-    complete_setup_wizard(runtime, tenant)
-    key = company_key(tenant, realm)
+    resources = dagster_resources(emulator_settings(f"sqlite:///{tmp_path / 'qb.sqlite'}", emulator))
+    runtime = resources["qbo"].runtime()
+    company = connect_company(emulator, runtime, name="Following Co", invoices=3)
+    realm, key = company.realm, company.key
     customer = EmulatorControl(emulator.url).export(realm, "Customer")[0]
     tags = {COMPANY_TAG: key, "qbo/trigger": "webhook", "qbo/entities": "Customer"}
     done: dict[str, dg.ExecuteInProcessResult] = {}
@@ -66,8 +51,7 @@ def test_a_webhook_landing_follows_the_inbox_and_lands_the_next_changes(emulator
 
             def run() -> None:
                 done["run"] = dg.materialize(
-                    [qbo_raw_entities], partition_key=key, instance=instance, tags=tags,
-                    resources={"qbo": qbo, "warehouse": WarehouseResource(qbo=qbo)},
+                    [qbo_raw_entities], partition_key=key, instance=instance, tags=tags, resources=resources,
                     selection=[entity_asset_key("Customer")],
                     run_config={"ops": {INGEST_OP_NAME: {"config": {"follow_s": 3}}}})
 
