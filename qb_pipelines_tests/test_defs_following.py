@@ -21,7 +21,7 @@ import pytest
 
 from qb_pipelines.config import SettingsError
 from qb_pipelines.defs.assets import COMPANY_TAG, INGEST_OP_NAME, entity_asset_key, qbo_raw_entities
-from qb_pipelines.defs.following import THROUGH_TAG, seconds_setting
+from qb_pipelines.defs.following import THROUGH_TAG, seconds_setting, waiting_too_long
 from qb_pipelines.defs.partitions import QBO_COMPANY_PARTITIONS_NAME
 from qb_pipelines.emulator.server import RunningEmulator
 from qb_pipelines.qbo.emulator_control import EmulatorControl
@@ -104,3 +104,21 @@ def test_following_windows_are_seconds_from_0_to_600() -> None:
     for bad in ("later", "-1", "601"):
         with pytest.raises(SettingsError, match="QB_LANDING_FOLLOW_S"):
             seconds_setting("QB_LANDING_FOLLOW_S", 10.0, {"QB_LANDING_FOLLOW_S": bad})
+
+
+def test_a_following_run_leaves_for_a_waiting_urgent_run_soon_and_for_background_work_later() -> None:
+    def run(priority: str | None, company: str = "other-1") -> dg.DagsterRun:
+        tags = {COMPANY_TAG: company, **({"dagster/priority": priority} if priority is not None else {})}
+        return dg.DagsterRun(job_name="qbo_incremental_job", run_id=secrets.token_hex(8), tags=tags)
+
+    def mine(r: dg.DagsterRun) -> bool:
+        return r.tags[COMPANY_TAG] == "mine-1"
+
+    now = 1_000.0
+    webhook, poll, report, same = run("10"), run(None), run("-10"), run("10", company="mine-1")
+    # a webhook's landing of another company waiting 3 s: leave; 1 s: stay
+    assert waiting_too_long([(webhook, now - 3)], now, mine) is webhook
+    assert waiting_too_long([(webhook, now - 1)], now, mine) is None
+    # a poll or a report waits up to a minute; the same company's run waits for this one anyway
+    assert waiting_too_long([(poll, now - 30), (report, now - 59), (same, now - 300)], now, mine) is None
+    assert waiting_too_long([(poll, now - 30), (report, now - 61)], now, mine) is report

@@ -13,7 +13,8 @@ started by one change stays ``follow_s`` seconds and serves the next ones itself
   which inbox event) move forward so ``qbo_webhook_sensor`` requests no run for what it landed.
 
 Both leave when nothing came for ``follow_s`` seconds, when every run slot is taken while another
-run waits for one (:func:`slot_wanted`), and the landing also when a step waits for the
+run waits for one (:func:`slot_wanted`: 2 s for a run someone waits for, 60 s for background
+work), and the landing also when a step waits for the
 ``qbo_api`` pool its step holds (:func:`pool_wanted`). At the end they cancel the runs of their
 company queued meanwhile that they left nothing to do for.
 
@@ -32,11 +33,12 @@ from typing import Any
 import dagster as dg
 
 from qb_pipelines.config import SettingsError
+from qb_pipelines.defs.run_coordinator import PRIORITY_TAG, URGENT_PRIORITY
 from qb_pipelines.qbo import registry
 from qb_pipelines.sync.companies import Company
 
 __all__ = ["FOLLOW_MAX_S", "LANDING_FOLLOW_S", "THROUGH_TAG", "follow_webhooks", "pool_wanted", "seconds_setting",
-           "slot_wanted"]
+           "slot_wanted", "waiting_too_long"]
 
 #: Tag of a webhook's landing run: the webhook inbox's sequence number up to which it landed the
 #: events of its company and entities (set by the web app's intake, moved on while it follows).
@@ -47,8 +49,11 @@ LANDING_FOLLOW_S = 10.0
 FOLLOW_MAX_S = 600.0
 #: Seconds between two looks.
 POLL_S = 0.25
-#: A queued run waiting this long while every run slot is taken makes a following run leave.
+#: An urgent queued run (a webhook's landing, a push) waiting this long while every run slot is
+#: taken makes a following run leave.
 SLOT_WAIT_S = 2.0
+#: The same for any other queued run (polls, reports, the usage check).
+BACKGROUND_WAIT_S = 60.0
 
 
 def seconds_setting(name: str, default: float, env: dict[str, str] | None = None) -> float:
@@ -73,6 +78,9 @@ def seconds_setting(name: str, default: float, env: dict[str, str] | None = None
 def slot_wanted(instance: dg.DagsterInstance, mine: Callable[[dg.DagsterRun], bool]) -> str | None:
     """Why a following run should leave now: every run slot taken while another run waits for one.
 
+    A run someone waits for (a webhook's landing, a push: priority :data:`URGENT_PRIORITY`) that
+    has waited :data:`SLOT_WAIT_S`; any other run (a poll, a report, the usage check) once it has
+    waited :data:`BACKGROUND_WAIT_S`, so background work is delayed a little, never starved.
     ``mine(run)`` says which queued runs wait for this one anyway (the same company's, which the
     tag limits keep behind it): those do not count.
     """
@@ -84,10 +92,22 @@ def slot_wanted(instance: dg.DagsterInstance, mine: Callable[[dg.DagsterRun], bo
                                                                   dg.DagsterRunStatus.STARTED]))
     if in_progress < limit:
         return None
-    cutoff = datetime.now(UTC).timestamp() - SLOT_WAIT_S
-    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), limit=50):
-        if not mine(record.dagster_run) and record.create_timestamp.timestamp() < cutoff:
-            return f"run {record.dagster_run.run_id[:8]} waits for a run slot"
+    queued = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), limit=50)
+    run = waiting_too_long([(r.dagster_run, r.create_timestamp.timestamp()) for r in queued],
+                           datetime.now(UTC).timestamp(), mine)
+    return f"run {run.run_id[:8]} waits for a run slot" if run is not None else None
+
+
+def waiting_too_long(queued: list[tuple[dg.DagsterRun, float]], now: float,
+                     mine: Callable[[dg.DagsterRun], bool]) -> dg.DagsterRun | None:
+    """The first queued run (with when it was queued) that has waited too long for a following run."""
+    for run, created in queued:
+        if mine(run):
+            continue
+        priority = run.tags.get(PRIORITY_TAG, "0")
+        urgent = priority.lstrip("-").isdigit() and int(priority) >= URGENT_PRIORITY
+        if now - created > (SLOT_WAIT_S if urgent else BACKGROUND_WAIT_S):
+            return run
     return None
 
 
