@@ -49,6 +49,8 @@ LANDING_FOLLOW_S = 10.0
 FOLLOW_MAX_S = 600.0
 #: Seconds between two looks.
 POLL_S = 0.25
+#: Seconds between two checks of whether someone waits for this run's slots (a few queries each).
+LEAVE_CHECK_S = 1.0
 #: An urgent queued run (a webhook's landing, a push) waiting this long while every run slot is
 #: taken makes a following run leave.
 SLOT_WAIT_S = 2.0
@@ -131,7 +133,7 @@ def follow_webhooks(context: dg.AssetExecutionContext, runtime: Any, company: Co
     """
     instance, run_id = context.instance, context.run.run_id
     start = quiet = clock()
-    after, landed, left = after_seq, 0, ""
+    after, landed, left, checked = after_seq, 0, "", float("-inf")
     mine = set(entities)
 
     def same_company(run: dg.DagsterRun) -> bool:
@@ -145,10 +147,12 @@ def follow_webhooks(context: dg.AssetExecutionContext, runtime: Any, company: Co
         if now - start >= FOLLOW_MAX_S:
             left = "long"
             break
-        reason = slot_wanted(instance, same_company) or pool_wanted(instance, pool)
-        if reason:
-            left = reason
-            break
+        if now - checked >= LEAVE_CHECK_S:
+            checked = now
+            reason = slot_wanted(instance, same_company) or pool_wanted(instance, pool)
+            if reason:
+                left = reason
+                break
         events = runtime.inbox.drain(after, 1000)
         named: set[str] = set()
         for event in events:

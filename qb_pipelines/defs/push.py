@@ -242,12 +242,13 @@ def follow_outbox(context: dg.OpExecutionContext, config: FollowConfig, qbo: QBO
     if window <= 0:
         return result
     runtime = qbo.runtime()
+    resolved = runtime.resolve(company)
     with company_failures(company):
-        followed = follow(runtime, runtime.resolve(company), window_s=window,
+        followed = follow(runtime, resolved, window_s=window,
                           leave=lambda: slot_wanted(context.instance, lambda run: run.tags.get(PUSH_TAG) == company), run_id=context.run_id)
     if followed.result is not None:
         result.absorb(followed.result)
-    _cancel_spare_pushes(context, runtime, company, runtime.resolve(company).tenant_key)
+    _cancel_spare_pushes(context, runtime, company, resolved.tenant_key)
     context.log.info("%s: followed the outbox %.1f s, %d more pushes (%s), left: %s", company, followed.seconds,
                      followed.pushes, json.dumps(followed.result.as_dict()) if followed.result else "nothing new",
                      followed.left)

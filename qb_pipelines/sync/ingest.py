@@ -53,6 +53,7 @@ from qb_pipelines.qbo.errors import CDCLookbackError, QBOError
 from qb_pipelines.qbo.registry import EntityDef
 from qb_pipelines.store.locks import DEFAULT_WAIT_S, CompanyBusyError, CompanyLocks
 from qb_pipelines.store.warehouse import PreparedBatch, UpsertStats, WarehouseWriter
+from qb_pipelines.sync.landing_gate import resolve_entities
 
 __all__ = [
     "CURSOR_OVERLAP",
@@ -190,20 +191,6 @@ class _Plan:
     kind: str  # cdc | small | full
 
 
-def _resolve(entities: Sequence[str] | None) -> list[EntityDef]:
-    if entities is None:
-        return list(registry.ENTITIES)
-    wanted = []
-    for name in entities:
-        found = registry.find(name)
-        if found is None:
-            known = ", ".join(e.name for e in registry.ENTITIES)
-            raise ValueError(f"unknown QuickBooks entity {name!r}; use one of: {known}")
-        wanted.append(found.name)
-    # registry order: lists before the transactions that reference them
-    return [e for e in registry.ENTITIES if e.name in wanted]
-
-
 def _where_all(entity: EntityDef) -> str | None:
     """Name lists answer active rows only unless asked for both."""
     return "Active IN (true, false)" if entity.has_active else None
@@ -272,7 +259,7 @@ def land(
     """
     if not 1 <= page_size <= MAX_PAGE:
         raise ValueError(f"page_size must be within 1..{MAX_PAGE}")
-    _resolve(entities)  # an unknown entity is refused before waiting for anyone
+    resolve_entities(entities)  # an unknown entity is refused before waiting for anyone
     # Two landings of one company would race on its cursors and full-refresh progress: one at a
     # time, whichever process (command line, Dagster run, demo) started it.
     with CompanyLocks(writer.engine).hold(company_key, "land", run_id=run_id, wait_s=lock_wait_s, on_wait=on_wait):
@@ -294,7 +281,7 @@ def _land(client: QBOClient, writer: WarehouseWriter, company_key: str, entities
     run_id = run_id or uuid.uuid4().hex
     cursors = writer.cursors(company_key)
     plans: list[_Plan] = []
-    for ent in _resolve(entities):
+    for ent in resolve_entities(entities):
         state = cursors.get(ent.name)
         if full:
             plans.append(_Plan(ent, MODE_FULL, "full refresh requested", "full"))

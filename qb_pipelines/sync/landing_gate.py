@@ -27,7 +27,8 @@ from qb_pipelines.qbo import registry
 from qb_pipelines.store.tenant_settings import SettingsStore
 from qb_pipelines.sync.companies import Company
 
-__all__ = ["LandingGate", "SetupIncompleteError", "landing_gate", "setup_next_step", "switched_off_reason"]
+__all__ = ["LandingGate", "SetupIncompleteError", "landing_gate", "resolve_entities", "setup_next_step",
+           "switched_off_reason"]
 
 def setup_next_step(tenant_key: str) -> str:
     """What an admin does to let a tenant's data land."""
@@ -67,6 +68,26 @@ class LandingGate:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+def resolve_entities(entities: Sequence[str] | None) -> list[registry.EntityDef]:
+    """The registry entities named (any spelling QBO uses), in registry order; every one for ``None``.
+
+    Registry order puts lists before the transactions that reference them.
+
+    Raises:
+        ValueError: a name the registry does not know (the message lists the known ones).
+    """
+    if entities is None:
+        return list(registry.ENTITIES)
+    wanted = []
+    for name in entities:
+        found = registry.find(name)
+        if found is None:
+            known = ", ".join(e.name for e in registry.ENTITIES)
+            raise ValueError(f"unknown QuickBooks entity {name!r}; use one of: {known}")
+        wanted.append(found.name)
+    return [e for e in registry.ENTITIES if e.name in wanted]
+
+
 def landing_gate(settings: SettingsStore, company: Company, entities: Sequence[str] | None = None) -> LandingGate:
     """Split the requested entities (all of the registry by default) into those to land and those switched off.
 
@@ -81,16 +102,6 @@ def landing_gate(settings: SettingsStore, company: Company, entities: Sequence[s
         raise SetupIncompleteError(
             f"tenant {company.tenant_key!r} has not completed the Setup Wizard, so nothing of company "
             f"{company.key} was landed. Next: {step}.", step)
-    wanted: list[str] = []
-    if entities is None:
-        wanted = [e.name for e in registry.ENTITIES]
-    else:
-        for name in entities:
-            found = registry.find(name)
-            if found is None:
-                known = ", ".join(e.name for e in registry.ENTITIES)
-                raise ValueError(f"unknown QuickBooks entity {name!r}; use one of: {known}")
-            wanted.append(found.name)
-    ordered = [e.name for e in registry.ENTITIES if e.name in wanted]
+    ordered = [e.name for e in resolve_entities(entities)]
     on = [e for e in ordered if view.values.enabled(e)]
     return LandingGate(company.key, on, {e: switched_off_reason(e) for e in ordered if e not in on})

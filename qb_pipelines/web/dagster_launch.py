@@ -216,16 +216,13 @@ class PushLauncher(_Launcher):
         self._want(tenant, set())
 
     def _launch(self, key: str, details: set[Any]) -> None:
-        self._launch_for(key)
-
-    def _launch_for(self, tenant: str) -> str | None:
-        company = self._company_of(tenant)
+        company = self._company_of(key)
         if company is None:
-            return None
+            return
         tags = [{"key": PUSH_TAG, "value": company}]
         if self._queued(tags):
-            return None  # a queued push reads the outbox when it starts: it takes these rows
-        return self._launch_run(PUSH_JOB_NAME, [*tags, {"key": "dagster/partition", "value": company},
+            return  # a queued push reads the outbox when it starts: it takes these rows
+        self._launch_run(PUSH_JOB_NAME, [*tags, {"key": "dagster/partition", "value": company},
                                                 {"key": "qbo/trigger", "value": "api"}])
 
 

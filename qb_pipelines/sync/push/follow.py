@@ -39,6 +39,8 @@ __all__ = ["FOLLOW_MAX_ROWS", "FOLLOW_MAX_S", "FOLLOW_POLL_S", "Followed", "foll
 FOLLOW_POLL_S = 0.25
 #: Longest a run follows in all, however busy the outbox stays.
 FOLLOW_MAX_S = 600.0
+#: Seconds between two calls of ``leave`` (in Dagster, a few queries of the instance).
+LEAVE_CHECK_S = 1.0
 #: More rows than this arriving at once is bulk work: left to a run of its own.
 FOLLOW_MAX_ROWS = 90
 
@@ -83,7 +85,7 @@ def follow(runtime: Any, company: Company, *, window_s: float, poll_s: float = F
         poll_s: seconds between two looks at the outbox.
         max_s: leave after following this long in all.
         max_rows: leave when more due rows than this wait at once.
-        leave: asked before each look; a reason to stop, or ``None``.
+        leave: asked at most once a second; a reason to stop, or ``None``.
         max_batches, run_id, progress: passed to each :func:`~qb_pipelines.sync.push.push`.
         clock, sleep: time (tests).
     """
@@ -95,6 +97,7 @@ def follow(runtime: Any, company: Company, *, window_s: float, poll_s: float = F
     # Nothing seen yet: rows enqueued after the run's push and before this look go at once (a
     # look that finds only rows the push left behind a gate pushes nothing and remembers them).
     seen: tuple[Any, ...] | None = None
+    checked = float("-inf")
     while True:
         now = clock()
         if now - quiet_since >= window_s:
@@ -103,10 +106,12 @@ def follow(runtime: Any, company: Company, *, window_s: float, poll_s: float = F
         if now - start >= max_s:
             out.left = "long"
             break
-        reason = leave() if leave is not None else None
-        if reason:
-            out.left = reason
-            break
+        if leave is not None and now - checked >= LEAVE_CHECK_S:
+            checked = now
+            reason = leave()
+            if reason:
+                out.left = reason
+                break
         current = _signature(runtime, company.tenant_key)
         if current is not None and current != seen and current[3] is None:
             if current[2] - (seen[2] if seen is not None else 0) > max_rows:
